@@ -1,0 +1,34 @@
+# paperchat: `make chat` starts the web chat, `make test` runs the tests. Both set up .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup chat test eval bench lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+chat: $(STAMP)
+	$(BIN)/paperchat serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+eval: $(STAMP)
+	$(BIN)/paperchat eval evals/sets/dev.jsonl --out docs/eval-report
+
+bench: $(STAMP)
+	$(BIN)/paperchat bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check rag ui evals tests
+	$(BIN)/mypy rag ui evals
+
+clean:
+	rm -rf $(VENV) *.egg-info

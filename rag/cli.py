@@ -1,0 +1,234 @@
+"""`paperchat` command line. ui/ and evals/ are imported inside their subcommands only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rag.errors import PaperchatError
+
+EPILOG = """Settings come from PAPERCHAT_* environment variables (e.g. PAPERCHAT_DB_DIR,
+PAPERCHAT_CHROMA_URL, PAPERCHAT_RETRIEVAL_K) and the standard OPENAI_API_KEY / OPENAI_BASE_URL;
+flags override them. Nothing leaves this machine unless you configure an LLM endpoint."""
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from rag.settings import Settings
+
+    settings = Settings()
+    if getattr(args, "db", None):
+        settings.db_dir = Path(args.db)
+    if getattr(args, "chroma_url", None):
+        settings.chroma_url = args.chroma_url
+    return settings
+
+
+def _progress(desc: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """A tqdm bar on stderr showing papers/s and time left; silent when stderr is no terminal."""
+    from tqdm import tqdm
+
+    bar: Any = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=desc, unit="paper", file=sys.stderr, disable=None)
+        bar.n = done
+        bar.refresh()
+
+    def close() -> None:
+        if bar is not None:
+            bar.close()
+
+    return update, close
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from rag.pipeline import Assistant
+
+    settings = _settings(args)
+    update, close = _progress("Indexing")
+    try:
+        assistant = Assistant.create(settings)
+        paths = [Path(p) for p in args.paths] or None
+        report = assistant.ingest(paths, on_progress=update)
+    finally:
+        close()
+    print(json.dumps(report.to_json()) if args.json else report.summary())
+    return 0
+
+
+def _open_assistant(args: argparse.Namespace) -> Any:
+    from rag.pipeline import Assistant
+
+    return Assistant.open(_settings(args))
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from rag.citations import format_sources
+    from rag.pipeline import load_history
+    from rag.types import Answer
+
+    history = load_history(Path(args.history)) if args.history else []
+    assistant = _open_assistant(args)
+    answer: Answer | None = None
+    for event in assistant.stream(args.question, history, args.k, args.mode):
+        if isinstance(event, Answer):
+            answer = event
+        elif args.stream and not args.json:
+            print(event, end="", flush=True)
+    assert answer is not None
+    if args.json:
+        print(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
+        return 0
+    if not args.stream:
+        print(answer.text, end="")
+    print()
+    if answer.citations:
+        print("\nSources:\n" + format_sources(answer.citations))
+    if answer.note:
+        print(f"\nNote: {answer.note}", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ui.app import serve
+
+    settings = _settings(args)
+    if args.host:
+        settings.ui.host = args.host
+    if args.port:
+        settings.ui.port = args.port
+    serve(settings)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from evals.cli import run_eval_command
+
+    return int(run_eval_command(args, _settings(args)))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from evals.bench import run_bench_command
+
+    return int(run_bench_command(args, _settings(args)))
+
+
+def _storage_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        metavar="DIR",
+        help="index directory (default: $PAPERCHAT_DB_DIR, else a folder under your data directory)",
+    )
+    parser.add_argument(
+        "--chroma-url",
+        metavar="URL",
+        help="use a Chroma server (e.g. http://host:8000) instead of a local directory "
+        "($PAPERCHAT_CHROMA_URL)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="paperchat",
+        description="Answer questions about research papers from their abstracts, with citations.",
+        epilog=EPILOG,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ingest = sub.add_parser(
+        "ingest",
+        help="add papers to the index",
+        description="Add papers to the index. With no PATH, ingests the bundled corpus. Re-ingesting "
+        "the same files changes nothing; a changed abstract replaces its old version.",
+    )
+    ingest.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="listing pages (.txt: title paragraph, then abstract paragraph), JSON Lines "
+        "(.jsonl: title, abstract, optional url, authors, date) or folders of them",
+    )
+    _storage_options(ingest)
+    ingest.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"papers", "new", "updated", "unchanged", "chunks"} instead of a summary',
+    )
+    ingest.set_defaults(func=cmd_ingest)
+
+    ask = sub.add_parser(
+        "ask",
+        help="answer one question",
+        description="Answer a question from the indexed abstracts, citing the papers used.",
+    )
+    ask.add_argument("question", help="the question, in plain language")
+    _storage_options(ask)
+    ask.add_argument("--k", type=int, metavar="N", help="papers to retrieve (default 5)")
+    ask.add_argument(
+        "--mode",
+        choices=["auto", "extractive", "llm"],
+        help="auto (default): the LLM when configured, else extractive; extractive: quote "
+        "abstract sentences; llm: the configured OpenAI-compatible endpoint",
+    )
+    ask.add_argument(
+        "--history",
+        metavar="FILE",
+        help='conversation so far: a JSON list of {"role": "user"|"assistant", "content": ...}',
+    )
+    ask.add_argument("--stream", action="store_true", help="print the answer as it is generated")
+    ask.add_argument(
+        "--json",
+        action="store_true",
+        help="print answer, abstained, citations, retrieved, mode, timings_ms (and note) as JSON",
+    )
+    ask.set_defaults(func=cmd_ask)
+
+    serve = sub.add_parser(
+        "serve",
+        help="start the web chat",
+        description="Start the web chat (building the index from the bundled corpus on first run). "
+        "Binds 127.0.0.1 by default and never creates a public link; PAPERCHAT_AUTH=user:password "
+        "turns on login.",
+    )
+    serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 7860)")
+    _storage_options(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    try:
+        from evals.cli import add_eval_parser
+
+        add_eval_parser(sub, _storage_options, cmd_eval)
+    except ImportError:
+        pass
+    try:
+        from evals.bench import add_bench_parser
+
+        add_bench_parser(sub, _storage_options, cmd_bench)
+    except ImportError:
+        pass
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except PaperchatError as exc:
+        print(f"paperchat: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("paperchat: interrupted; re-run the same command to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""Corpus readers: listing pages and JSON Lines -> Paper, with stable ids and merged duplicates."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import urllib.parse
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+
+from rag.errors import CorpusError
+from rag.types import Paper
+
+READABLE_SUFFIXES = (".txt", ".md", ".jsonl", ".json")
+_URL = re.compile(r"https?://[^\s<>\"'()\[\]]+")
+_TITLE_MAX_CHARS = 400
+_ABSTRACT_MIN_CHARS = 150
+_SENTENCE_END = re.compile(r"[.!?](\s|$)")
+
+
+def normalize_title(title: str) -> str:
+    """Lower-case, keep only letters and digits: how titles are compared everywhere."""
+    return re.sub(r"[^0-9a-z]", "", title.lower())
+
+
+def paper_id(title: str) -> str:
+    return hashlib.sha1(normalize_title(title).encode()).hexdigest()[:16]
+
+
+def content_hash(paper: Paper) -> str:
+    return hashlib.sha1(f"{paper.title}\n{paper.abstract}\n{paper.url}".encode()).hexdigest()[:16]
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def paper_link(title: str, abstract: str, search_url_template: str) -> str:
+    """A URL the abstract gives (code or project page), else a search for the title."""
+    match = _URL.search(abstract)
+    if match:
+        return match.group(0).rstrip(".,;:")
+    return search_url_template.format(query=urllib.parse.quote_plus(title))
+
+
+def make_paper(
+    title: str,
+    abstract: str,
+    *,
+    source: str,
+    search_url_template: str,
+    url: str = "",
+    authors: Iterable[str] = (),
+    date: str = "",
+) -> Paper:
+    title, abstract = _clean(title), _clean(abstract)
+    return Paper(
+        id=paper_id(title),
+        title=title,
+        abstract=abstract,
+        url=url.strip() or paper_link(title, abstract, search_url_template),
+        source=source,
+        authors=tuple(a.strip() for a in authors if a.strip()),
+        date=date.strip(),
+    )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(
+            f"{path} is not UTF-8 text (byte {exc.start}). Convert it to UTF-8 and ingest again."
+        ) from exc
+    except OSError as exc:
+        raise CorpusError(f"Cannot read {path}: {exc.strerror}. Check the path and permissions.") from exc
+
+
+def _looks_like_title(paragraph: str) -> bool:
+    return "\n" not in paragraph.strip() and len(paragraph) <= _TITLE_MAX_CHARS
+
+
+def _looks_like_abstract(paragraph: str, title: str) -> bool:
+    return (
+        len(paragraph) >= _ABSTRACT_MIN_CHARS
+        and len(paragraph) > len(title)
+        and _SENTENCE_END.search(paragraph) is not None
+    )
+
+
+def read_listing(path: Path, search_url_template: str) -> list[Paper]:
+    """A listing page: header lines, then title paragraph / abstract paragraph pairs.
+
+    Paragraphs that do not start a (title, abstract) pair -- page headers, date lines --
+    are skipped, so a page with separators between days still reads.
+    """
+    text = _read_text(path)
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    papers: list[Paper] = []
+    i = 0
+    while i < len(paragraphs) - 1:
+        title, abstract = paragraphs[i], paragraphs[i + 1]
+        if _looks_like_title(title) and _looks_like_abstract(abstract, title):
+            papers.append(
+                make_paper(title, abstract, source=path.name, search_url_template=search_url_template)
+            )
+            i += 2
+        else:
+            i += 1
+    return papers
+
+
+def read_jsonl(path: Path, search_url_template: str) -> list[Paper]:
+    """JSON Lines with `title`, `abstract` and optional `url`, `authors`, `date`.
+
+    One malformed line rejects the whole file, so a file is ingested completely or not at all.
+    """
+    papers: list[Paper] = []
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CorpusError(
+                f"{path}, line {number}: not valid JSON ({exc.msg}). Fix that line; "
+                "nothing from this file was ingested."
+            ) from exc
+        if not isinstance(record, dict):
+            raise CorpusError(f"{path}, line {number}: expected a JSON object with title and abstract.")
+        title, abstract = record.get("title"), record.get("abstract")
+        if not isinstance(title, str) or not title.strip():
+            raise CorpusError(f"{path}, line {number}: missing or empty \"title\" (a string).")
+        if not isinstance(abstract, str) or not abstract.strip():
+            raise CorpusError(f"{path}, line {number}: missing or empty \"abstract\" (a string).")
+        authors = record.get("authors") or []
+        if isinstance(authors, str):
+            authors = [a for a in re.split(r",|;| and ", authors)]
+        if not isinstance(authors, list):
+            raise CorpusError(f"{path}, line {number}: \"authors\" must be a list of names or a string.")
+        papers.append(
+            make_paper(
+                title,
+                abstract,
+                source=path.name,
+                search_url_template=search_url_template,
+                url=str(record.get("url") or ""),
+                authors=[str(a) for a in authors],
+                date=str(record.get("date") or ""),
+            )
+        )
+    return papers
+
+
+def read_file(path: Path, search_url_template: str) -> list[Paper]:
+    if path.suffix.lower() in (".jsonl", ".json"):
+        papers = read_jsonl(path, search_url_template)
+    else:
+        papers = read_listing(path, search_url_template)
+    if not papers:
+        raise CorpusError(
+            f"{path} yields no papers. Expected a listing page (title paragraph, then abstract "
+            "paragraph, separated by blank lines) or JSON Lines with title and abstract."
+        )
+    return papers
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files to read: each file as given, each directory's readable files sorted by name."""
+    files: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            raise CorpusError(f"{path} does not exist. Give a corpus file or a folder of them.")
+        if path.is_dir():
+            found = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in READABLE_SUFFIXES
+            )
+            if not found:
+                raise CorpusError(
+                    f"{path} holds no readable corpus files ({', '.join(READABLE_SUFFIXES)})."
+                )
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
+def merge_duplicates(papers: Iterable[Paper]) -> list[Paper]:
+    """One paper per id; a later copy only fills what the first lacks (order kept)."""
+    merged: dict[str, Paper] = {}
+    for paper in papers:
+        first = merged.get(paper.id)
+        if first is None:
+            merged[paper.id] = paper
+            continue
+        merged[paper.id] = Paper(
+            id=first.id,
+            title=first.title,
+            abstract=first.abstract if len(first.abstract) >= len(paper.abstract) else paper.abstract,
+            url=first.url,
+            source=first.source if paper.source in first.source.split(", ") else f"{first.source}, {paper.source}",
+            authors=first.authors or paper.authors,
+            date=first.date or paper.date,
+        )
+    return list(merged.values())
+
+
+def bundled_corpus_paths() -> list[Path]:
+    folder = resources.files("rag") / "data"
+    return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".txt"))
+
+
+def load_corpus(paths: Iterable[Path] | None, search_url_template: str) -> tuple[list[Paper], int]:
+    """Read every file (all of them before anything is written) -> (unique papers, entries read)."""
+    files = expand_paths(paths) if paths else bundled_corpus_paths()
+    entries: list[Paper] = []
+    for file in files:
+        entries.extend(read_file(file, search_url_template))
+    return merge_duplicates(entries), len(entries)

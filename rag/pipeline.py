@@ -1,0 +1,230 @@
+"""The question-answering pipeline every entry point uses: validate, retrieve, answer.
+
+`Assistant.stream` yields text pieces as they are ready and ends with the full Answer;
+`Assistant.ask` returns just the Answer. The CLI, the web chat and the eval runner all go
+through here, so what is measured is what users get.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from rag.answer import extractive_answer
+from rag.corpus import load_corpus
+from rag.embeddings import LocalEmbeddings
+from rag.errors import InputError, PaperchatError
+from rag.index import PaperIndex
+from rag.retrieve import HybridRetriever, Retrieval
+from rag.settings import Settings
+from rag.types import Answer, IngestReport, Turn
+
+StreamEvent = str | Answer
+
+
+def validate_question(question: str, max_chars: int) -> str:
+    text = (question or "").strip()
+    if not text:
+        raise InputError("The question is empty. Type a question about the papers.")
+    if len(text) > max_chars:
+        raise InputError(
+            f"The question is {len(text)} characters long; the limit is {max_chars}. "
+            "Shorten it to the part you want answered."
+        )
+    return text
+
+
+def parse_history(raw: Any) -> list[Turn]:
+    """A JSON list of {"role": "user"|"assistant", "content": str} -> turns."""
+    if not isinstance(raw, list):
+        raise InputError('History must be a JSON list of {"role", "content"} objects.')
+    turns = []
+    for n, item in enumerate(raw, start=1):
+        if (
+            not isinstance(item, dict)
+            or item.get("role") not in ("user", "assistant")
+            or not isinstance(item.get("content"), str)
+        ):
+            raise InputError(
+                f'History item {n} must be {{"role": "user" or "assistant", "content": "..."}}.'
+            )
+        turns.append(Turn(role=item["role"], content=item["content"]))
+    return turns
+
+
+def load_history(path: Path) -> list[Turn]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"Cannot read the history file {path}: {exc.strerror}.") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"The history file {path} is not valid JSON: {exc}.") from exc
+    return parse_history(raw)
+
+
+class Assistant:
+    """Holds the model, the index and the retriever; safe to share between chat sessions."""
+
+    def __init__(self, settings: Settings, index: PaperIndex) -> None:
+        self.settings = settings
+        self.index = index
+        self.retriever = HybridRetriever(index, settings.retrieval)
+        self._llm: Any = None
+
+    @classmethod
+    def create(cls, settings: Settings, embeddings: LocalEmbeddings | None = None) -> Assistant:
+        """Open the index for writing, creating it if needed (nothing is ingested)."""
+        embeddings = embeddings or _embeddings(settings)
+        return cls(settings, PaperIndex(settings, embeddings, create=True))
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        build_if_missing: bool = False,
+        embeddings: LocalEmbeddings | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> Assistant:
+        """Open the index; with build_if_missing, ingest the bundled corpus when it is empty."""
+        embeddings = embeddings or _embeddings(settings)
+        index = PaperIndex(settings, embeddings, create=build_if_missing)
+        assistant = cls(settings, index)
+        if build_if_missing and index.count() == 0:
+            assistant.ingest(None, on_progress=on_progress)
+        _ = index.lexical  # load (or repair) BM25 now, not on the first question
+        return assistant
+
+    def ingest(
+        self,
+        paths: Sequence[Path] | None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> IngestReport:
+        """Read every file first (a bad file changes nothing), then index the papers."""
+        papers, _entries = load_corpus(paths, self.settings.corpus.search_url_template)
+        total = len(papers)
+        done = 0
+
+        def step(n: int) -> None:
+            nonlocal done
+            done += n
+            if on_progress:
+                on_progress(done, total)
+
+        return self.index.ingest(papers, on_progress=step)
+
+    def resolve_mode(self, mode: str | None) -> str:
+        mode = mode or self.settings.answer.mode
+        if mode == "llm" and not self.settings.llm.configured:
+            raise InputError(
+                "LLM mode needs a model: set PAPERCHAT_LLM_MODEL (and OPENAI_API_KEY / "
+                "OPENAI_BASE_URL for your endpoint), or use --mode extractive."
+            )
+        if mode == "auto":
+            return "llm" if self.settings.llm.configured else "extractive"
+        return mode
+
+    def retrieve(self, question: str, history: Sequence[Turn] = (), k: int | None = None) -> Retrieval:
+        question = validate_question(question, self.settings.answer.max_question_chars)
+        return self.retriever.retrieve(question, history, k)
+
+    def extractive(self, question: str, retrieval: Retrieval, k: int) -> Answer:
+        return extractive_answer(
+            question,
+            retrieval.query,
+            retrieval.hits,
+            self.index.lexical,
+            self.settings.answer,
+            self.settings.retrieval.abstain_below,
+            k,
+        )
+
+    def stream(
+        self,
+        question: str,
+        history: Sequence[Turn] = (),
+        k: int | None = None,
+        mode: str | None = None,
+    ) -> Iterator[StreamEvent]:
+        """Text pieces as they are ready, then the complete Answer."""
+        start = time.perf_counter()
+        k = k or self.settings.retrieval.k
+        resolved = self.resolve_mode(mode)
+        question = validate_question(question, self.settings.answer.max_question_chars)
+        retrieval = self.retriever.retrieve(question, history, k)
+        timings = dict(retrieval.timings_ms)
+        timings["retrieve"] = (time.perf_counter() - start) * 1000
+        answer: Answer | None = None
+        note = ""
+        if resolved == "llm":
+            try:
+                for event in self._llm_answerer().stream(question, history, retrieval, k):
+                    if isinstance(event, Answer):
+                        answer = event
+                    else:
+                        yield event
+            except PaperchatError as exc:
+                note = f"{exc} Showing the extractive answer instead."
+        if answer is None:
+            t = time.perf_counter()
+            answer = self.extractive(question, retrieval, k)
+            timings["answer"] = (time.perf_counter() - t) * 1000
+            for piece in _pieces(answer.text):
+                yield piece
+        answer.note = " ".join(x for x in (answer.note, note) if x)
+        answer.timings_ms = {**timings, **answer.timings_ms}
+        answer.timings_ms["total"] = (time.perf_counter() - start) * 1000
+        yield answer
+
+    def ask(
+        self,
+        question: str,
+        history: Sequence[Turn] = (),
+        k: int | None = None,
+        mode: str | None = None,
+    ) -> Answer:
+        answer = None
+        for event in self.stream(question, history, k, mode):
+            if isinstance(event, Answer):
+                answer = event
+        assert answer is not None
+        return answer
+
+    def _llm_answerer(self) -> Any:
+        if self._llm is None:
+            from rag.llm import LLMAnswerer
+
+            self._llm = LLMAnswerer(self.settings, self)
+        return self._llm
+
+    def as_runnable(self) -> Any:
+        """The answer path as an LCEL runnable: {"question", "history"?, "k"?} -> Answer."""
+        from langchain_core.runnables import RunnableLambda
+
+        def run(inputs: dict[str, Any]) -> Answer:
+            history = parse_history(inputs.get("history") or [])
+            return self.ask(inputs["question"], history, inputs.get("k"), inputs.get("mode"))
+
+        return RunnableLambda(run, name="paperchat")
+
+
+def _embeddings(settings: Settings) -> LocalEmbeddings:
+    return LocalEmbeddings(
+        backend=settings.embedding.backend,
+        threads=settings.embedding.threads,
+        batch_size=settings.embedding.batch_size,
+    )
+
+
+def _pieces(text: str) -> Iterator[str]:
+    """Extractive text in sentence-sized pieces, so every interface streams the same way."""
+    start = 0
+    for index, char in enumerate(text):
+        if char == "]" and (index + 1 == len(text) or text[index + 1] in " \n"):
+            yield text[start : index + 1]
+            start = index + 1
+    if start < len(text):
+        yield text[start:]

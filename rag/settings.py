@@ -1,0 +1,172 @@
+"""One Settings object, in groups. Environment is read only when Settings() is built.
+
+Each group reads variables named PAPERCHAT_<GROUP>_<FIELD> (e.g. PAPERCHAT_RETRIEVAL_K);
+the top level reads PAPERCHAT_<FIELD> (PAPERCHAT_DB_DIR, PAPERCHAT_CHROMA_URL, ...).
+The LLM group also honours the standard OPENAI_API_KEY and OPENAI_BASE_URL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MAX_QUESTION_CHARS = 2000
+
+
+def _group(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=f"PAPERCHAT_{prefix}_", extra="forbid")
+
+
+class CorpusSettings(BaseSettings):
+    model_config = _group("CORPUS")
+
+    search_url_template: str = Field(
+        default="https://huggingface.co/papers?q={query}",
+        description="Link for a paper whose abstract names no URL: a search for its title "
+        "on the papers site. {query} is replaced by the URL-encoded title.",
+    )
+
+
+class IndexSettings(BaseSettings):
+    model_config = _group("INDEX")
+
+    chunk_tokens: int = Field(
+        default=120,
+        ge=32,
+        le=240,
+        description="Target size of an abstract chunk in model tokens (the model reads 256, "
+        "and the title is prepended to every chunk).",
+    )
+    batch_size: int = Field(default=64, ge=1, description="Chunks embedded and upserted per batch.")
+    collection: str = Field(default="paperchat", description="Chroma collection name prefix.")
+
+
+class EmbeddingSettings(BaseSettings):
+    model_config = _group("EMBEDDING")
+
+    backend: Literal["onnx", "torch"] = Field(
+        default="torch",
+        description="'torch' runs the bundled sentence-transformers model; 'onnx' runs an "
+        "optimised int8 copy of the same weights through ONNX Runtime.",
+    )
+    threads: int = Field(default=0, ge=0, description="CPU threads for embedding; 0 = all cores.")
+    batch_size: int = Field(default=32, ge=1, description="Texts per forward pass.")
+
+
+class RetrievalSettings(BaseSettings):
+    model_config = _group("RETRIEVAL")
+
+    k: int = Field(default=5, ge=1, le=20, description="Papers returned per question.")
+    candidates: int = Field(
+        default=40, ge=5, le=200, description="Candidates each retriever contributes before fusion."
+    )
+    lexical_weight: float = Field(
+        default=0.4,
+        ge=0.0,
+        le=2.0,
+        description="Weight of the lexical (BM25) signal relative to the dense signal in fusion.",
+    )
+    paper_weight: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=2.0,
+        description="Weight of the whole-abstract vector relative to the best chunk in fusion.",
+    )
+    abstain_below: float = Field(
+        default=0.0,
+        description="Abstain when the top paper's answer-support score is below this value "
+        "(calibrated on the development sets; see docs/evaluation.md).",
+    )
+
+
+class AnswerSettings(BaseSettings):
+    model_config = _group("ANSWER")
+
+    mode: Literal["auto", "extractive", "llm"] = Field(
+        default="auto",
+        description="'extractive' quotes abstract sentences; 'llm' asks the configured "
+        "endpoint; 'auto' uses the LLM when one is configured and reachable.",
+    )
+    max_question_chars: int = Field(
+        default=MAX_QUESTION_CHARS, ge=10, description="Longest question accepted, in characters."
+    )
+    max_sentences: int = Field(
+        default=4, ge=1, le=12, description="Most abstract sentences in an extractive answer."
+    )
+
+
+class LLMSettings(BaseSettings):
+    model_config = _group("LLM")
+
+    model: str = Field(default="", description="Chat model name; empty means no LLM configured.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PAPERCHAT_LLM_API_KEY", "OPENAI_API_KEY", "api_key"),
+        description="API key for the endpoint (OPENAI_API_KEY).",
+    )
+    base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PAPERCHAT_LLM_BASE_URL", "OPENAI_BASE_URL", "base_url"),
+        description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (OPENAI_BASE_URL).",
+    )
+    timeout_s: float = Field(default=30.0, gt=0, description="Per-request timeout in seconds.")
+    max_retries: int = Field(
+        default=2, ge=0, le=6, description="Retries on 429/5xx/connection errors, with backoff."
+    )
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="Sampling temperature.")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.model)
+
+
+class UISettings(BaseSettings):
+    model_config = _group("UI")
+
+    host: str = Field(default="127.0.0.1", description="Interface the web chat binds to.")
+    port: int = Field(default=7860, ge=1, le=65535, description="Port of the web chat.")
+    concurrency: int = Field(default=8, ge=1, description="Chat requests served at once.")
+
+
+def _default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("paperchat", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PAPERCHAT_", extra="forbid")
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where paperchat keeps its data (index, feedback, eval reports).",
+    )
+    db_dir: Path | None = Field(
+        default=None, description="Index directory; defaults to DATA_DIR/db."
+    )
+    chroma_url: str | None = Field(
+        default=None,
+        description="URL of a Chroma server (e.g. http://host:8000); when set, the index "
+        "lives there instead of in db_dir.",
+    )
+    auth: SecretStr | None = Field(
+        default=None, description="'user:password' turns on login for the web chat."
+    )
+    corpus: CorpusSettings = Field(default_factory=CorpusSettings, description="Corpus reading.")
+    index: IndexSettings = Field(default_factory=IndexSettings, description="Chunking and storage.")
+    embedding: EmbeddingSettings = Field(
+        default_factory=EmbeddingSettings, description="The local embedding model."
+    )
+    retrieval: RetrievalSettings = Field(
+        default_factory=RetrievalSettings, description="Hybrid retrieval and abstention."
+    )
+    answer: AnswerSettings = Field(default_factory=AnswerSettings, description="Answering.")
+    llm: LLMSettings = Field(default_factory=LLMSettings, description="Optional LLM endpoint.")
+    ui: UISettings = Field(default_factory=UISettings, description="Web chat.")
+
+    @property
+    def resolved_db_dir(self) -> Path:
+        return self.db_dir if self.db_dir is not None else self.data_dir / "db"

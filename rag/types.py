@@ -1,0 +1,106 @@
+"""Plain data passed between stages. Imports nothing from rag."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+AnswerMode = Literal["extractive", "llm"]
+
+
+@dataclass(frozen=True)
+class Paper:
+    id: str
+    title: str
+    abstract: str
+    url: str
+    source: str = ""
+    authors: tuple[str, ...] = ()
+    date: str = ""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: str
+    paper_id: str
+    position: int
+    text: str
+
+
+@dataclass
+class Hit:
+    """One retrieved paper with the signals that ranked it."""
+
+    paper: Paper
+    score: float
+    dense: float = 0.0
+    lexical: float = 0.0
+    evidence: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Citation:
+    n: int
+    paper_id: str
+    title: str
+    url: str
+    evidence: str
+    supported: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("supported")
+        return data
+
+
+@dataclass
+class Answer:
+    text: str
+    citations: list[Citation]
+    retrieved: list[Hit]
+    abstained: bool
+    mode: AnswerMode
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+    query: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The object `paperchat ask --json` prints and the `/ask` endpoint returns."""
+        data: dict[str, Any] = {
+            "answer": self.text,
+            "abstained": self.abstained,
+            "citations": [c.to_json() for c in self.citations],
+            "retrieved": [
+                {"paper_id": h.paper.id, "title": h.paper.title, "score": round(h.score, 4)}
+                for h in self.retrieved
+            ],
+            "mode": self.mode,
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
+        if self.note:
+            data["note"] = self.note
+        return data
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: Literal["user", "assistant"]
+    content: str
+
+
+@dataclass
+class IngestReport:
+    papers: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    chunks: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return (
+            f"Indexed {self.papers} papers ({self.new} new, {self.updated} updated, "
+            f"{self.unchanged} unchanged; {self.chunks} chunks)."
+        )
