@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from rag.citations import citation_for
 from rag.lexical import LexicalIndex
-from rag.settings import AnswerSettings
+from rag.settings import AnswerSettings, RetrievalSettings
 from rag.text import split_sentences, stems
 from rag.types import Answer, Citation, Hit
 
@@ -38,9 +38,13 @@ class Support:
     dense: float
     term_coverage: float
 
-    @property
-    def score(self) -> float:
-        return self.dense + 0.4 * self.term_coverage
+    def answerable(self, settings: RetrievalSettings) -> bool:
+        """Either signal alone suffices: paraphrases score high on dense similarity, keyword
+        questions on term coverage; a question the papers don't answer is low on both."""
+        return (
+            self.dense >= settings.abstain_dense_below
+            or self.term_coverage >= settings.abstain_coverage_below
+        )
 
 
 def support(query: str, top: Hit, lexical: LexicalIndex) -> Support:
@@ -82,7 +86,9 @@ def rank_sentences(query: str, hit: Hit, lexical: LexicalIndex) -> list[tuple[fl
         score = sum(w for t, w in weights.items() if t in have) / total
         if best_chunk and sentence in best_chunk:
             score += 0.15  # the dense model matched this region of the abstract
-        if position == 0 or re.search(r"\b(we|this paper) (propose|present|introduce)", sentence, re.I):
+        if position == 0 or re.search(
+            r"\b(we|this paper) (propose|present|introduce)", sentence, re.I
+        ):
             score += 0.1  # the contribution sentence says what the paper is
         ranked.append((score, position, sentence))
     return sorted(ranked, key=lambda r: (-r[0], r[1]))
@@ -94,11 +100,11 @@ def extractive_answer(
     hits: Sequence[Hit],
     lexical: LexicalIndex,
     settings: AnswerSettings,
-    abstain_below: float,
+    retrieval_settings: RetrievalSettings,
     k: int,
 ) -> Answer:
     retrieved = list(hits[:k])
-    if not hits or support(query, hits[0], lexical).score < abstain_below:
+    if not hits or not support(query, hits[0], lexical).answerable(retrieval_settings):
         return Answer(ABSTAIN_TEXT, [], retrieved, abstained=True, mode="extractive", query=query)
     chosen = choose_papers(question, hits, k)
     per_paper = settings.max_sentences if len(chosen) == 1 else max(1, 4 // len(chosen))
@@ -110,5 +116,10 @@ def extractive_answer(
         best = max(picked, key=lambda r: r[0])[2]
         citations.append(citation_for(n, hit, best))
     return Answer(
-        "\n\n".join(paragraphs), citations, retrieved, abstained=False, mode="extractive", query=query
+        "\n\n".join(paragraphs),
+        citations,
+        retrieved,
+        abstained=False,
+        mode="extractive",
+        query=query,
     )

@@ -16,7 +16,7 @@ from rag.types import Paper
 READABLE_SUFFIXES = (".txt", ".md", ".jsonl", ".json")
 _URL = re.compile(r"https?://[^\s<>\"'()\[\]]+")
 _TITLE_MAX_CHARS = 400
-_ABSTRACT_MIN_CHARS = 150
+_ABSTRACT_MIN_CHARS = 60
 _SENTENCE_END = re.compile(r"[.!?](\s|$)")
 
 
@@ -75,7 +75,9 @@ def _read_text(path: Path) -> str:
             f"{path} is not UTF-8 text (byte {exc.start}). Convert it to UTF-8 and ingest again."
         ) from exc
     except OSError as exc:
-        raise CorpusError(f"Cannot read {path}: {exc.strerror}. Check the path and permissions.") from exc
+        raise CorpusError(
+            f"Cannot read {path}: {exc.strerror}. Check the path and permissions."
+        ) from exc
 
 
 def _looks_like_title(paragraph: str) -> bool:
@@ -104,7 +106,9 @@ def read_listing(path: Path, search_url_template: str) -> list[Paper]:
         title, abstract = paragraphs[i], paragraphs[i + 1]
         if _looks_like_title(title) and _looks_like_abstract(abstract, title):
             papers.append(
-                make_paper(title, abstract, source=path.name, search_url_template=search_url_template)
+                make_paper(
+                    title, abstract, source=path.name, search_url_template=search_url_template
+                )
             )
             i += 2
         else:
@@ -129,17 +133,21 @@ def read_jsonl(path: Path, search_url_template: str) -> list[Paper]:
                 "nothing from this file was ingested."
             ) from exc
         if not isinstance(record, dict):
-            raise CorpusError(f"{path}, line {number}: expected a JSON object with title and abstract.")
+            raise CorpusError(
+                f"{path}, line {number}: expected a JSON object with title and abstract."
+            )
         title, abstract = record.get("title"), record.get("abstract")
         if not isinstance(title, str) or not title.strip():
-            raise CorpusError(f"{path}, line {number}: missing or empty \"title\" (a string).")
+            raise CorpusError(f'{path}, line {number}: missing or empty "title" (a string).')
         if not isinstance(abstract, str) or not abstract.strip():
-            raise CorpusError(f"{path}, line {number}: missing or empty \"abstract\" (a string).")
+            raise CorpusError(f'{path}, line {number}: missing or empty "abstract" (a string).')
         authors = record.get("authors") or []
         if isinstance(authors, str):
             authors = [a for a in re.split(r",|;| and ", authors)]
         if not isinstance(authors, list):
-            raise CorpusError(f"{path}, line {number}: \"authors\" must be a list of names or a string.")
+            raise CorpusError(
+                f'{path}, line {number}: "authors" must be a list of names or a string.'
+            )
         papers.append(
             make_paper(
                 title,
@@ -198,9 +206,13 @@ def merge_duplicates(papers: Iterable[Paper]) -> list[Paper]:
         merged[paper.id] = Paper(
             id=first.id,
             title=first.title,
-            abstract=first.abstract if len(first.abstract) >= len(paper.abstract) else paper.abstract,
+            abstract=first.abstract
+            if len(first.abstract) >= len(paper.abstract)
+            else paper.abstract,
             url=first.url,
-            source=first.source if paper.source in first.source.split(", ") else f"{first.source}, {paper.source}",
+            source=first.source
+            if paper.source in first.source.split(", ")
+            else f"{first.source}, {paper.source}",
             authors=first.authors or paper.authors,
             date=first.date or paper.date,
         )

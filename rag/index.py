@@ -4,6 +4,13 @@ Two collections: `<name>_chunks` (one vector per abstract chunk) and `<name>_pap
 record per paper, holding its abstract, link and content hash). A paper record is written
 only after all of its chunks, so a record with the current hash means a complete paper;
 an interrupted ingest simply redoes the papers it had not finished.
+
+The BM25 index is derived data: a pickle beside the local index (or, with a Chroma server,
+in DATA_DIR/cache/<server+collection>/ of each app server), tagged with the "generation"
+stamp kept in the papers collection's metadata. Only an ingest changes the stamp: to
+`writing-...` before its first write, to a fresh value after its last. A reader whose
+BM25 file carries another stamp or another paper count rebuilds it from Chroma, so the
+file can never silently disagree with the vectors.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +38,10 @@ from rag.text import split_sentences
 from rag.types import Chunk, IngestReport, Paper
 
 _GET_PAGE = 2000
+# Stamp of an ingest in progress (or one that died): readers keep what they have meanwhile.
+WRITING = "writing-"
+# How often a long-running reader asks the store whether the index changed.
+DEFAULT_REFRESH_S = 30.0
 
 
 def chunk_paper(
@@ -45,7 +57,8 @@ def chunk_paper(
         if current and total + size > max_tokens:
             chunks.append(current)
             overlap = current[-1]
-            current, total = ([overlap], sizes[overlap]) if sizes[overlap] < max_tokens // 2 else ([], 0)
+            keep = sizes[overlap] < max_tokens // 2
+            current, total = ([overlap], sizes[overlap]) if keep else ([], 0)
         current.append(i)
         total += size
     if current and (not chunks or current != chunks[-1][-len(current):]):
@@ -85,6 +98,10 @@ def _paper_from_record(pid: str, document: str | None, meta: dict[str, Any]) -> 
     )
 
 
+def _new_stamp() -> str:
+    return f"{time.time():.6f}-{uuid.uuid4().hex[:8]}"
+
+
 @dataclass
 class DenseMatch:
     paper_id: str
@@ -100,13 +117,18 @@ class PaperIndex:
 
         self.settings = settings
         self.embeddings = embeddings
+        self._lock_path: Path | None = None
+        self._lock_handle: Any = None
+        self._lock_depth = 0
+        self._lexical: LexicalIndex | None = None
+        self._lexical_guard = threading.Lock()
+        self._checked_at = time.monotonic()
         name = settings.index.collection
         if settings.chroma_url:
             self.location = settings.chroma_url
             self._client = self._http_client(chromadb, settings.chroma_url)
             key = hashlib.sha1(f"{settings.chroma_url}|{name}".encode()).hexdigest()[:12]
             self._lexical_path = settings.data_dir / "cache" / key / "lexical.pkl"
-            self._lock_path: Path | None = None
         else:
             db = settings.resolved_db_dir
             self.location = str(db)
@@ -115,16 +137,21 @@ class PaperIndex:
                     f"No index at {db}. Build it with `paperchat ingest` (the bundled corpus) "
                     "or `paperchat ingest PATH` for your own papers."
                 )
+            self._lexical_path = db / "lexical.pkl"
             if create:
                 self._ensure_writable(db)
-            self._client = chromadb.PersistentClient(path=str(db), settings=_chroma_settings())
-            self._lexical_path = db / "lexical.pkl"
-            self._lock_path = db / ".ingest.lock"
-        space = {"hnsw": {"space": "cosine"}}
-        get = self._client.get_or_create_collection if create else self._get_collection
-        self._chunks = get(name=f"{name}_chunks", configuration=space, embedding_function=None)
-        self._papers = get(name=f"{name}_papers", configuration=space, embedding_function=None)
-        self._lexical: LexicalIndex | None = None
+                self._lock_path = db / ".ingest.lock"
+        # Creating a local client can write (a new sqlite file, migrations) and so can
+        # get_or_create: a second writer must stop before either, not in the middle.
+        with self.writer_lock() if create else contextlib.nullcontext():
+            if not settings.chroma_url:
+                self._client = chromadb.PersistentClient(
+                    path=str(db), settings=_chroma_settings()
+                )
+            space = {"hnsw": {"space": "cosine"}}
+            get = self._client.get_or_create_collection if create else self._get_collection
+            self._chunks = get(name=f"{name}_chunks", configuration=space, embedding_function=None)
+            self._papers = get(name=f"{name}_papers", configuration=space, embedding_function=None)
 
     def _get_collection(self, **kwargs: Any) -> Any:
         try:
@@ -173,11 +200,35 @@ class PaperIndex:
 
     @contextlib.contextmanager
     def writer_lock(self) -> Iterator[None]:
-        """One writer per local directory: Chroma's local mode is not multi-process safe."""
+        """One writer per local directory: Chroma's local mode is not multi-process safe.
+
+        Non-blocking: a second ingest stops at once with IndexBusyError instead of waiting
+        behind a run that may take an hour. Re-entrant within one PaperIndex. A Chroma
+        server serialises writes itself, so server mode takes no lock here.
+        """
         if self._lock_path is None:
             yield
             return
-        handle = self._lock_path.open("a+")
+        if self._lock_depth == 0:
+            self._lock_handle = self._acquire(self._lock_path)
+        self._lock_depth += 1
+        try:
+            yield
+        finally:
+            self._lock_depth -= 1
+            if self._lock_depth == 0:
+                fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+                self._lock_handle.close()
+                self._lock_handle = None
+
+    def _acquire(self, path: Path) -> Any:
+        try:
+            handle = path.open("a+")
+        except OSError as exc:
+            raise StorageError(
+                f"Cannot write to the index directory {path.parent} ({exc.strerror}). Choose "
+                "another with --db DIR or PAPERCHAT_DB_DIR."
+            ) from exc
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
@@ -188,15 +239,12 @@ class PaperIndex:
                 f"Another ingest ({holder}) is writing to {self.location}. Wait for it to "
                 "finish, then run this command again; nothing was changed."
             ) from exc
-        try:
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()}")
-            handle.flush()
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            handle.close()
+        # The lock is the flock, not the file: a holder killed with -9 releases it.
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        return handle
 
     def stored_hashes(self, ids: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -209,7 +257,12 @@ class PaperIndex:
     def ingest(
         self, papers: Sequence[Paper], on_progress: Callable[[int], None] | None = None
     ) -> IngestReport:
-        """Add new papers, replace changed ones, skip unchanged; then refresh BM25."""
+        """Add new papers, replace changed ones, skip unchanged; then refresh BM25.
+
+        Safe to kill at any point: batches are upserts keyed by paper and chunk ids, and a
+        paper counts as stored only once its record (written after its chunks) carries the
+        current content hash, so re-running the same command finishes the job.
+        """
         with self.writer_lock():
             stored = self.stored_hashes([p.id for p in papers])
             report = IngestReport()
@@ -218,26 +271,43 @@ class PaperIndex:
                 old = stored.get(paper.id)
                 if old == content_hash(paper):
                     report.unchanged += 1
-                    if on_progress:
-                        on_progress(1)
                     continue
                 report.updated += old is not None
                 report.new += old is None
                 todo.append(paper)
-            batch = max(1, self.settings.index.batch_size // 3)
-            for start in range(0, len(todo), batch):
-                group = todo[start : start + batch]
-                self._write_papers(group, replace=[p.id for p in group if p.id in stored])
+            if on_progress and report.unchanged:
+                on_progress(report.unchanged)
+            if todo:
+                self._set_generation(f"{WRITING}{_new_stamp()}")
+            for group, chunks in self._batches(todo):
+                self._write_papers(group, chunks, replace=[p.id for p in group if p.id in stored])
                 if on_progress:
                     on_progress(len(group))
-            if todo or not self._lexical_current():
-                self.rebuild_lexical()
+            if todo or self._generation().startswith(WRITING) or not self._lexical_current():
+                self.rebuild_lexical(stamp=True)
             report.papers = self._papers.count()
             report.chunks = self._chunks.count()
             return report
 
-    def _write_papers(self, papers: list[Paper], replace: list[str]) -> None:
-        chunks = [chunk_paper(p, self.settings.index.chunk_tokens) for p in papers]
+    def _batches(self, papers: Sequence[Paper]) -> Iterator[tuple[list[Paper], list[list[Chunk]]]]:
+        """Whole papers, grouped until a group holds index.batch_size chunks."""
+        limit = self.settings.index.batch_size
+        group: list[Paper] = []
+        chunks: list[list[Chunk]] = []
+        size = 0
+        for paper in papers:
+            group.append(paper)
+            chunks.append(chunk_paper(paper, self.settings.index.chunk_tokens))
+            size += len(chunks[-1])
+            if size >= limit:
+                yield group, chunks
+                group, chunks, size = [], [], 0
+        if group:
+            yield group, chunks
+
+    def _write_papers(
+        self, papers: list[Paper], chunks: list[list[Chunk]], replace: list[str]
+    ) -> None:
         inputs = [chunk_input(p, c) for p, cs in zip(papers, chunks, strict=True) for c in cs]
         vectors = self.embeddings.embed_array(inputs)
         if replace:
@@ -275,16 +345,22 @@ class PaperIndex:
     # ---- lexical index -------------------------------------------------------------
 
     def _generation(self) -> str:
+        # Asked afresh every time: the stamp is how other processes' writes become visible.
         meta = self._client.get_collection(name=self._papers.name, embedding_function=None).metadata
         return str((meta or {}).get("generation", ""))
 
-    def _lexical_current(self) -> bool:
-        saved = LexicalIndex.load(self._lexical_path)
+    def _set_generation(self, generation: str) -> None:
+        self._papers.modify(metadata={"generation": generation})
+
+    def _agrees(self, lexical: LexicalIndex | None, generation: str) -> bool:
         return (
-            saved is not None
-            and saved.generation == self._generation()
-            and len(saved.ids) == self._papers.count()
+            lexical is not None
+            and lexical.generation == generation
+            and len(lexical.ids) == self._papers.count()
         )
+
+    def _lexical_current(self) -> bool:
+        return self._agrees(LexicalIndex.load(self._lexical_path), self._generation())
 
     def all_papers(self) -> Iterator[Paper]:
         total = self._papers.count()
@@ -297,39 +373,72 @@ class PaperIndex:
             ):
                 yield _paper_from_record(pid, doc, dict(meta or {}))
 
-    def rebuild_lexical(self) -> LexicalIndex:
+    def rebuild_lexical(self, *, stamp: bool = False) -> LexicalIndex:
+        """BM25 over every stored paper, saved atomically.
+
+        Only a writer stamps a new generation; a reader tags its copy with the stamp it
+        found, so several app servers rebuilding never make each other rebuild again.
+        """
+        generation = _new_stamp() if stamp else self._generation()
         papers = list(self.all_papers())
-        generation = f"{time.time():.6f}-{uuid.uuid4().hex[:8]}"
         lexical = LexicalIndex.build(
             [p.id for p in papers], [(p.title, p.abstract) for p in papers], generation
         )
-        lexical.save(self._lexical_path)
-        self._papers.modify(metadata={"generation": generation})
+        try:
+            lexical.save(self._lexical_path)
+        except OSError:
+            if stamp:
+                raise
+            # A reader on a read-only index still answers; it rebuilds again next start.
+        if stamp:
+            self._set_generation(generation)
         self._lexical = lexical
         return lexical
 
     @property
     def lexical(self) -> LexicalIndex:
         """The BM25 index, loaded once; rebuilt when it disagrees with Chroma."""
-        if self._lexical is None:
-            saved = LexicalIndex.load(self._lexical_path)
-            if (
-                saved is not None
-                and saved.generation == self._generation()
-                and len(saved.ids) == self._papers.count()
-            ):
-                self._lexical = saved
-            else:
-                self._lexical = self.rebuild_lexical()
-        return self._lexical
+        current = self._lexical
+        if current is not None:
+            return current
+        with self._lexical_guard:
+            lexical = self._lexical
+            if lexical is None:
+                lexical = LexicalIndex.load(self._lexical_path)
+                if lexical is None or not self._agrees(lexical, self._generation()):
+                    lexical = self.rebuild_lexical()
+                self._lexical = lexical
+            return lexical
 
     def refresh(self) -> bool:
-        """Reload BM25 if another process changed the index; True when it did."""
-        if self._lexical is not None and self._lexical.generation == self._generation():
+        """Reload BM25 if another process changed the index; True when it did.
+
+        Costs one metadata read when nothing changed. While an ingest is running (or after
+        one died) the stamp reads `writing-...`: a reader keeps the BM25 it has until the
+        ingest finishes, rather than rebuilding after every batch.
+        """
+        self._checked_at = time.monotonic()
+        generation = self._generation()
+        current = self._lexical
+        if current is not None and (
+            current.generation == generation or generation.startswith(WRITING)
+        ):
             return False
-        self._lexical = None
-        _ = self.lexical
+        with self._lexical_guard:
+            if self._lexical is not current:
+                return True  # another thread refreshed meanwhile
+            saved = LexicalIndex.load(self._lexical_path)
+            self._lexical = saved if self._agrees(saved, generation) else self.rebuild_lexical()
         return True
+
+    def maybe_refresh(self, max_age_s: float = DEFAULT_REFRESH_S) -> bool:
+        """`refresh()` at most once every `max_age_s` seconds; for long-running servers.
+
+        Call it before each question: between checks it costs a clock read.
+        """
+        if time.monotonic() - self._checked_at < max_age_s:
+            return False
+        return self.refresh()
 
     # ---- reading -------------------------------------------------------------------
 

@@ -39,7 +39,8 @@ class LexicalIndex:
             for term in set(doc):
                 doc_freq[term] = doc_freq.get(term, 0) + 1
         bm25 = bm25s.BM25()
-        bm25.index(docs, show_progress=False)
+        if docs:
+            bm25.index(docs, show_progress=False)
         return cls(ids=ids, generation=generation, _bm25=bm25, doc_freq=doc_freq)
 
     @cached_property

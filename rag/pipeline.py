@@ -138,7 +138,7 @@ class Assistant:
             retrieval.hits,
             self.index.lexical,
             self.settings.answer,
-            self.settings.retrieval.abstain_below,
+            self.settings.retrieval,
             k,
         )
 

@@ -75,10 +75,16 @@ class RetrievalSettings(BaseSettings):
         le=2.0,
         description="Weight of the whole-abstract vector relative to the best chunk in fusion.",
     )
-    abstain_below: float = Field(
-        default=0.0,
-        description="Abstain when the top paper's answer-support score is below this value "
-        "(calibrated on the development sets; see docs/evaluation.md).",
+    abstain_dense_below: float = Field(
+        default=0.41,
+        description="Abstain when the top paper's best chunk has cosine similarity below this "
+        "AND its term coverage is below abstain_coverage_below (calibrated on the dev sets; "
+        "see docs/evaluation.md).",
+    )
+    abstain_coverage_below: float = Field(
+        default=0.58,
+        description="Idf-weighted share of the question's terms found in the top paper below "
+        "which (together with a low dense score) paperchat abstains.",
     )
 
 

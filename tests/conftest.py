@@ -3,6 +3,7 @@ bundled model and index built once per session for integration tests."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,12 +47,20 @@ def embeddings():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def bundled_db(tmp_path_factory: pytest.TempPathFactory, embeddings) -> Path:  # type: ignore[no-untyped-def]
-    """A real Chroma index of the bundled corpus, built once; tests must not write to it."""
+    """A real Chroma index of the bundled corpus, built once the way `make chat` builds it
+    (Assistant.open with build_if_missing); tests must not write to it."""
     from rag.pipeline import Assistant
 
     root = tmp_path_factory.mktemp("bundled")
     settings = Settings(data_dir=root, db_dir=root / "db")
-    Assistant.create(settings, embeddings).ingest(None)
+    progress: list[tuple[int, int]] = []
+    Assistant.open(
+        settings,
+        build_if_missing=True,
+        embeddings=embeddings,
+        on_progress=lambda done, total: progress.append((done, total)),
+    )
+    (root / "progress.json").write_text(json.dumps(progress))
     return root / "db"
 
 

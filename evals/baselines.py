@@ -1,0 +1,211 @@
+"""The configurations an eval run compares: paperchat itself and the textbook alternatives.
+
+- `default`: exactly `Assistant.ask`, what `paperchat ask` and the web chat answer.
+- `bm25` / `dense`: one retrieval signal alone (`HybridRetriever.retrieve(mode=...)`), with
+  the same history handling and the same extractive answer over its hits.
+- `langchain_basic`: the textbook pipeline -- RecursiveCharacterTextSplitter chunks of the
+  abstracts in a Chroma vector store, `similarity_search(k=4)`, no fusion, no history; the
+  answer is the retrieved chunks, citing their papers.
+
+Every config ranks up to 20 papers (for recall@10 and mrr) and answers separately, so the
+ranking metrics measure the retriever and the answer metrics measure what a user is shown.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from evals.sets import EvalQuestion
+from rag.errors import InputError
+from rag.pipeline import Assistant
+from rag.types import Answer
+
+RANK_DEPTH = 20
+BASELINES = ("bm25", "dense", "langchain_basic")
+CONFIG_NOTES = {
+    "default": "paperchat as shipped: Assistant.ask (hybrid retrieval, history, abstention)",
+    "bm25": "BM25 only (HybridRetriever mode=lexical) + the extractive answer over its hits",
+    "dense": "dense only (HybridRetriever mode=dense) + the extractive answer over its hits",
+    "langchain_basic": "RecursiveCharacterTextSplitter(1000/200) chunks of abstracts in Chroma, "
+    "similarity_search k=4, no fusion, no history; answer = the retrieved chunks",
+}
+# Textbook splitter parameters (the LangChain tutorials' defaults for prose).
+LANGCHAIN_CHUNK_SIZE = 1000
+LANGCHAIN_CHUNK_OVERLAP = 200
+LANGCHAIN_K = 4
+# Chunks fetched to rank 20 distinct papers for the ranking metrics (abstracts give 1-3 chunks).
+LANGCHAIN_RANK_CHUNKS = 80
+
+
+@dataclass
+class Outcome:
+    """What one config did with one question."""
+
+    retrieved_titles: list[str]
+    cited_titles: list[str]
+    abstained: bool
+    answer: str
+    latency_ms: float
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Config(Protocol):
+    name: str
+
+    def run(self, question: EvalQuestion) -> Outcome: ...
+
+
+def _unique(titles: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(titles))
+
+
+def _from_answer(answer: Answer, ranked: list[str], latency_ms: float) -> Outcome:
+    return Outcome(
+        retrieved_titles=ranked,
+        cited_titles=_unique([c.title for c in answer.citations]),
+        abstained=answer.abstained,
+        answer=answer.text,
+        latency_ms=latency_ms,
+        note=answer.note,
+    )
+
+
+class DefaultConfig:
+    """`Assistant.ask(question, history, k, mode)`, unchanged.
+
+    `Answer.retrieved` holds only the top k papers, so the 20-deep ranking for recall@10 and
+    mrr comes from `Assistant.retrieve(k=20)`: the retriever ranks 20 papers whatever k is
+    and k only cuts the list, so its first k are the papers `ask` retrieved. The latency is
+    that of `ask` alone.
+    """
+
+    name = "default"
+
+    def __init__(self, assistant: Assistant, k: int, mode: str) -> None:
+        self.assistant, self.k, self.mode = assistant, k, mode
+
+    def run(self, question: EvalQuestion) -> Outcome:
+        start = time.perf_counter()
+        answer = self.assistant.ask(question.question, question.history, self.k, self.mode)
+        latency = (time.perf_counter() - start) * 1000
+        ranking = self.assistant.retrieve(question.question, question.history, RANK_DEPTH)
+        ranked = [h.paper.title for h in ranking.hits[:RANK_DEPTH]]
+        outcome = _from_answer(answer, ranked, latency)
+        shown = [h.paper.title for h in answer.retrieved]
+        if ranked[: len(shown)] != shown:
+            # Should not happen (same retriever, same input); flagged rather than hidden.
+            outcome.extra["ranking_mismatch"] = shown
+        return outcome
+
+
+class RetrieverConfig:
+    """One retrieval signal alone, then paperchat's extractive answer over its hits."""
+
+    def __init__(self, assistant: Assistant, k: int, retrieval_mode: str, name: str) -> None:
+        self.assistant, self.k, self.retrieval_mode, self.name = assistant, k, retrieval_mode, name
+
+    def run(self, question: EvalQuestion) -> Outcome:
+        start = time.perf_counter()
+        retrieval = self.assistant.retriever.retrieve(
+            question.question, question.history, self.k, mode=self.retrieval_mode
+        )
+        answer = self.assistant.extractive(question.question, retrieval, self.k)
+        latency = (time.perf_counter() - start) * 1000
+        return _from_answer(answer, [h.paper.title for h in retrieval.hits[:RANK_DEPTH]], latency)
+
+
+class LangchainBasicConfig:
+    """The textbook LangChain RAG retriever over the same papers and the same embeddings."""
+
+    name = "langchain_basic"
+
+    def __init__(
+        self, assistant: Assistant, on_progress: Callable[[int, int], None] | None = None
+    ) -> None:
+        from langchain_chroma import Chroma
+        from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+        # rag.index owns chromadb; its settings helper turns telemetry off, and passing the
+        # bundled embeddings keeps Chroma from fetching its default model.
+        from rag.index import _chroma_settings
+
+        papers = list(assistant.index.all_papers())
+        splitter = RecursiveCharacterTextSplitter(
+            chunk_size=LANGCHAIN_CHUNK_SIZE, chunk_overlap=LANGCHAIN_CHUNK_OVERLAP
+        )
+        docs = splitter.create_documents(
+            [p.abstract for p in papers], metadatas=[{"title": p.title} for p in papers]
+        )
+        # An in-memory collection with a fresh name: nothing is written next to the index.
+        self.store = Chroma(
+            collection_name=f"eval_langchain_basic_{uuid.uuid4().hex[:8]}",
+            embedding_function=assistant.index.embeddings,
+            client_settings=_chroma_settings(),
+        )
+        batch = 64
+        for start in range(0, len(docs), batch):
+            self.store.add_documents(docs[start : start + batch])
+            if on_progress:
+                on_progress(min(start + batch, len(docs)), len(docs))
+        self.chunks = len(docs)
+
+    def run(self, question: EvalQuestion) -> Outcome:
+        start = time.perf_counter()
+        docs = self.store.similarity_search(question.question, k=LANGCHAIN_K)
+        titles = _unique([str(d.metadata["title"]) for d in docs])
+        marks = {title: n for n, title in enumerate(titles, start=1)}
+        answer = "\n\n".join(f"{d.page_content} [{marks[d.metadata['title']]}]" for d in docs)
+        latency = (time.perf_counter() - start) * 1000
+        deep = self.store.similarity_search(question.question, k=LANGCHAIN_RANK_CHUNKS)
+        ranked = _unique([str(d.metadata["title"]) for d in deep])[:RANK_DEPTH]
+        return Outcome(
+            retrieved_titles=ranked,
+            cited_titles=titles,
+            abstained=False,
+            answer=answer,
+            latency_ms=latency,
+        )
+
+    def close(self) -> None:
+        self.store.delete_collection()
+
+
+def parse_compare(value: str | None) -> list[str]:
+    """`--compare` -> baseline names; 'none' (or empty) means only the default config."""
+    if value is None:
+        return list(BASELINES)
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if names in ([], ["none"]):
+        return []
+    unknown = [n for n in names if n not in (*BASELINES, "default")]
+    if unknown or "none" in names:
+        bad = ", ".join(unknown) if unknown else "'none' mixed with names"
+        raise InputError(
+            f"--compare: unknown {bad}. Use a comma list of {', '.join(BASELINES)}, or 'none'."
+        )
+    # `default` is always run; naming it is harmless.
+    return _unique([n for n in names if n != "default"])
+
+
+def build_config(
+    name: str,
+    assistant: Assistant,
+    *,
+    k: int,
+    mode: str,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Config:
+    if name == "default":
+        return DefaultConfig(assistant, k, mode)
+    if name == "bm25":
+        return RetrieverConfig(assistant, k, "lexical", name)
+    if name == "dense":
+        return RetrieverConfig(assistant, k, "dense", name)
+    if name == "langchain_basic":
+        return LangchainBasicConfig(assistant, on_progress)
+    raise InputError(f"Unknown config {name!r}; use default, {', '.join(BASELINES)}.")

@@ -1,0 +1,65 @@
+from rag.corpus import make_paper
+from rag.embeddings import MAX_MODEL_TOKENS, count_tokens
+from rag.index import chunk_input, chunk_paper
+from rag.retrieve import contextualize, fuse, needs_history
+from rag.text import split_sentences
+from rag.types import Turn
+
+
+def test_sentence_split_keeps_abbreviations_and_decimals() -> None:
+    text = "We use e.g. CLIP models. Accuracy rose 3.5% on A. (ii) It is fast."
+    assert split_sentences(text) == [
+        "We use e.g. CLIP models.",
+        "Accuracy rose 3.5% on A.",
+        "(ii) It is fast.",
+    ]
+
+
+def test_chunks_fit_the_model_and_overlap_by_a_sentence() -> None:
+    sentences = [
+        f"Sentence number {i} describes part {i} of the method in some detail." for i in range(40)
+    ]
+    paper = make_paper(
+        "A Long Paper Title", " ".join(sentences), source="t", search_url_template="{query}"
+    )
+    chunks = chunk_paper(paper, 120)
+    assert len(chunks) > 3
+    assert [c.id for c in chunks] == [f"{paper.id}:{n}" for n in range(len(chunks))]
+    for chunk in chunks:
+        assert count_tokens(chunk_input(paper, chunk)) < MAX_MODEL_TOKENS
+    for first, second in zip(chunks, chunks[1:], strict=False):
+        assert split_sentences(first.text)[-1] == split_sentences(second.text)[0]
+    covered = {s for c in chunks for s in split_sentences(c.text)}
+    assert covered == set(sentences)
+
+
+def test_short_abstract_is_one_chunk() -> None:
+    paper = make_paper("T", "One sentence only.", source="t", search_url_template="{query}")
+    assert [c.text for c in chunk_paper(paper, 120)] == ["One sentence only."]
+
+
+def test_fusion_keeps_a_confident_dense_hit_that_bm25_ranks_low() -> None:
+    # "right" is far ahead on dense but has almost no lexical score; rank fusion would bury it.
+    dense = {"right": 0.80, "b": 0.45, "c": 0.44, "d": 0.43, "e": 0.42}
+    lexical = {"right": 0.05, "b": 0.9, "c": 1.0, "d": 0.2, "e": 0.1}
+    fused = fuse({"dense": (dense, 1.0), "lexical": (lexical, 0.4)})
+    assert max(fused, key=fused.__getitem__) == "right"
+
+
+def test_fusion_lets_lexical_break_a_dense_tie() -> None:
+    dense = {"a": 0.50, "b": 0.50, "c": 0.30}
+    lexical = {"a": 0.1, "b": 1.0}
+    fused = fuse({"dense": (dense, 1.0), "lexical": (lexical, 0.4)})
+    assert sorted(fused, key=fused.__getitem__, reverse=True)[0] == "b"
+    assert set(fused) == {"a", "b", "c"}
+
+
+def test_follow_up_carries_the_last_exchange() -> None:
+    history = [
+        Turn("user", "Which paper learns compact representations for image retrieval?"),
+        Turn("assistant", "That is 'Coarse-to-Fine' (CFCD)."),
+    ]
+    query = contextualize("What loss does it use?", history)
+    assert "Coarse-to-Fine" in query and query.endswith("What loss does it use?")
+    assert not needs_history("Which papers study video moment retrieval?", history)
+    assert contextualize("What loss does it use?", []) == "What loss does it use?"
