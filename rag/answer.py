@@ -18,10 +18,11 @@ from rag.types import Answer, Citation, Hit
 ABSTAIN_TEXT = (
     "The indexed papers don't answer this question. Try rephrasing it, or add papers that cover it."
 )
-# Questions that ask for several papers ("Which papers ...", "what works ...").
+# Questions that ask for several papers: "papers"/"works" anywhere, or a plural head noun
+# ("Which methods ...") -- not any plural ("separate systems" in a one-paper question).
 _PLURAL = re.compile(
-    r"\b(papers|works|studies|methods|approaches|models|frameworks|articles|publications|"
-    r"systems|techniques)\b",
+    r"\b(papers|works|studies|articles|publications)\b|^\s*(which|what)\s+(\w+\s+)?"
+    r"(methods|approaches|models|frameworks|datasets|techniques|systems|benchmarks)\b",
     re.IGNORECASE,
 )
 _MAX_PAPERS = 5
@@ -107,7 +108,7 @@ def extractive_answer(
     if not hits or not support(query, hits[0], lexical).answerable(retrieval_settings):
         return Answer(ABSTAIN_TEXT, [], retrieved, abstained=True, mode="extractive", query=query)
     chosen = choose_papers(question, hits, k)
-    per_paper = settings.max_sentences if len(chosen) == 1 else max(1, 4 // len(chosen))
+    per_paper = max(2, settings.max_sentences // len(chosen))
     paragraphs: list[str] = []
     citations: list[Citation] = []
     for n, hit in enumerate(chosen, start=1):

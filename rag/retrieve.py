@@ -13,10 +13,12 @@ from rag.index import PaperIndex
 from rag.settings import RetrievalSettings
 from rag.types import Hit, Turn
 
-# A question that leans on the conversation: pronouns or "the/this method" with no name of its own.
+# A question that leans on the conversation: a pronoun, or "this/that/the method" naming nothing.
+# A bare relative "that" ("methods that ...") is not a reference, so it does not count.
 _ANAPHORA = re.compile(
-    r"\b(it|its|it's|they|them|their|theirs|this|that|these|those|the (paper|method|model|"
-    r"approach|work|framework|dataset|authors|system))\b",
+    r"\b(it|its|it's|they|them|their|theirs|these|those|"
+    r"(this|that|the|said) (paper|method|model|approach|work|framework|dataset|authors|system|"
+    r"study|technique|architecture|benchmark|network))\b",
     re.IGNORECASE,
 )
 

@@ -100,7 +100,7 @@ class AnswerSettings(BaseSettings):
         default=MAX_QUESTION_CHARS, ge=10, description="Longest question accepted, in characters."
     )
     max_sentences: int = Field(
-        default=4, ge=1, le=12, description="Most abstract sentences in an extractive answer."
+        default=6, ge=1, le=12, description="Most abstract sentences in an extractive answer."
     )
 
 

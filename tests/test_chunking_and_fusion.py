@@ -62,4 +62,6 @@ def test_follow_up_carries_the_last_exchange() -> None:
     query = contextualize("What loss does it use?", history)
     assert "Coarse-to-Fine" in query and query.endswith("What loss does it use?")
     assert not needs_history("Which papers study video moment retrieval?", history)
+    assert not needs_history("Which methods that adapt CLIP need no training?", history)
+    assert needs_history("How big is the dataset that this paper built?", history)
     assert contextualize("What loss does it use?", []) == "What loss does it use?"
