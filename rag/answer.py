@@ -22,7 +22,7 @@ ABSTAIN_TEXT = (
 # ("Which methods ...") -- not any plural ("separate systems" in a one-paper question).
 _PLURAL = re.compile(
     r"\b(papers|works|studies|articles|publications)\b|^\s*(which|what)\s+(\w+\s+)?"
-    r"(methods|approaches|models|frameworks|datasets|techniques|systems|benchmarks)\b",
+    r"(methods|approaches|models|frameworks|techniques|systems)\b",
     re.IGNORECASE,
 )
 _MAX_PAPERS = 5
