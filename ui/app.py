@@ -1,30 +1,276 @@
-"""The web chat: the only module that imports gradio."""
+"""The web chat: the only module that imports gradio. Behaviour lives in ui.handlers.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: gradio reads the /ask endpoint's schema from
+the real type hints of its function.
+"""
 
 import os
-from collections.abc import Iterator
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from rag.errors import PaperchatError
 from rag.settings import Settings
+from ui import render
+from ui.handlers import ChatService, ChatView, parse_auth
+
+CSS = """
+#pc-intro p { margin: 0.2em 0 0.6em; }
+#pc-status { min-height: 1.6em; color: var(--body-text-color-subdued); font-size: 0.92em; }
+.pc-sources h3 { margin: 0 0 0.5em; font-size: 1.05em; }
+.pc-source { border: 1px solid var(--border-color-primary); border-radius: 8px;
+  padding: 0.55em 0.75em; margin-bottom: 0.6em; }
+.pc-source-head { font-weight: 600; margin-bottom: 0.3em; }
+.pc-source .pc-n { color: var(--color-accent); }
+.pc-score { font-weight: 400; font-size: 0.82em; color: var(--body-text-color-subdued);
+  margin-left: 0.4em; white-space: nowrap; }
+.pc-abstract { font-size: 0.88em; line-height: 1.45; margin: 0; }
+.pc-abstract mark { background: #fff1a8; color: inherit; padding: 0 1px; border-radius: 2px; }
+.pc-uncited summary { cursor: pointer; font-size: 0.92em; }
+.pc-uncited li { font-size: 0.88em; margin: 0.35em 0; }
+.pc-empty { color: var(--body-text-color-subdued); font-size: 0.92em; }
+/* LLM mode cannot be picked when no endpoint is configured; the info text says why. */
+.pc-llm-off label:has(input[value="llm"]) { opacity: 0.45; pointer-events: none; }
+"""
+
+# Seconds after the server starts before the model loads if no page has been opened.
+MODEL_LOAD_DELAY_S = 2.0
+
+MODE_CHOICES = [("Auto", "auto"), ("Extractive", "extractive"), ("LLM", "llm")]
+MODE_CHOICES_LLM_OFF = [*MODE_CHOICES[:2], ("LLM (not configured)", "llm")]
+LLM_OFF_INFO = (
+    "LLM mode needs an OpenAI-compatible endpoint: set PAPERCHAT_LLM_MODEL (and "
+    "OPENAI_BASE_URL / OPENAI_API_KEY) and restart. Until then answers are extractive."
+)
 
 
-def build_app(assistant: Any) -> Any:
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+def build_app(
+    assistant: Any,
+    settings: Settings | None = None,
+    on_page_load: Callable[[], None] | None = None,
+) -> Any:
+    """The chat page over an Assistant (or a ChatService). `on_page_load` runs after each
+    page load has been answered."""
+    # Imported here, not at module level, so `serve` checks settings and opens the index
+    # before paying ~2 s for gradio. The variable must be set before the import: gradio
+    # reads it then (analytics off).
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     import gradio as gr
 
-    from ui.handlers import chat_stream
+    if isinstance(assistant, ChatService):
+        service = assistant
+    else:
+        service = ChatService(settings or assistant.settings, assistant)
+    settings = service.settings
+    concurrency = settings.ui.concurrency
+    llm_on = service.llm_configured
+    default_mode = settings.answer.mode if (llm_on or settings.answer.mode != "llm") else "auto"
 
-    def respond(message: str, history: list[dict[str, Any]]) -> Iterator[str]:
-        yield from chat_stream(assistant, message, history)
+    # delete_cache: uploads and exported files in gradio's cache go after a day.
+    with gr.Blocks(
+        title="paperchat", analytics_enabled=False, delete_cache=(3600, 86400)
+    ) as demo:
+        gr.Markdown("# paperchat\nQuestions about research papers, answered from their abstracts.")
+        intro = gr.Markdown("Opening the index…", elem_id="pc-intro")
+        state = gr.State([])
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(
+                    value=[],
+                    elem_id="pc-chat",
+                    label="Conversation",
+                    height=560,
+                    latex_delimiters=[],
+                    sanitize_html=True,
+                    allow_tags=False,
+                    feedback_options=("Like", "Dislike"),
+                    buttons=["copy"],
+                    placeholder="Ask a question below, or click an example.",
+                )
+                with gr.Row():
+                    question = gr.Textbox(
+                        placeholder="Ask about the papers… (Enter to send)",
+                        show_label=False,
+                        lines=1,
+                        max_lines=6,
+                        scale=6,
+                        autofocus=True,
+                        elem_id="pc-question",
+                    )
+                    ask = gr.Button("Ask", variant="primary", scale=1, elem_id="pc-ask")
+                status = gr.Markdown("", elem_id="pc-status")
+                with gr.Row():
+                    comment = gr.Textbox(
+                        label="Comment to send with your thumbs up / down (optional)",
+                        lines=1,
+                        scale=4,
+                        elem_id="pc-comment",
+                    )
+                    export = gr.DownloadButton(
+                        "Export as Markdown",
+                        value=None,
+                        interactive=False,
+                        scale=1,
+                        elem_id="pc-export",
+                    )
+                    clear = gr.Button("Clear", scale=1, elem_id="pc-clear")
+                feedback_status = gr.Markdown("", elem_id="pc-feedback")
+            with gr.Column(scale=2):
+                sources = gr.HTML(render.SOURCES_EMPTY, elem_id="pc-sources")
+                with gr.Accordion("Settings", open=True):
+                    mode = gr.Radio(
+                        MODE_CHOICES if llm_on else MODE_CHOICES_LLM_OFF,
+                        value=default_mode,
+                        label="Answer mode",
+                        info=None if llm_on else LLM_OFF_INFO,
+                        elem_id="pc-mode",
+                        elem_classes=None if llm_on else ["pc-llm-off"],
+                    )
+                    k = gr.Slider(
+                        1,
+                        20,
+                        value=settings.retrieval.k,
+                        step=1,
+                        label="Papers to use (k)",
+                        elem_id="pc-k",
+                    )
+                with gr.Accordion("Add papers", open=False):
+                    upload = gr.File(
+                        label="JSON Lines (title, abstract, url…) or a listing page (.txt)",
+                        file_types=[".jsonl", ".txt"],
+                        type="filepath",
+                        elem_id="pc-upload",
+                    )
+                    ingest_status = gr.Markdown("", elem_id="pc-ingest-status")
 
-    return gr.ChatInterface(respond, title="paperchat", api_name="chat")
+        def view_outputs(view: ChatView) -> tuple[Any, ...]:
+            path = service.write_export(view.exchanges) if view.done else None
+            if view.done:
+                download = gr.DownloadButton(value=path, interactive=path is not None)
+            else:
+                download = gr.skip()
+            return (view.messages, view.exchanges, view.status, view.sources, view.textbox,
+                    download)
+
+        def respond(message: str, exchanges: list[Any], mode_value: str, k_value: float
+                    ) -> Iterator[tuple[Any, ...]]:
+            for view in service.respond(message, exchanges, mode_value, int(k_value)):
+                yield view_outputs(view)
+
+        chat_inputs = [question, state, mode, k]
+        chat_outputs = [chatbot, state, status, sources, question, export]
+        chat_options: dict[str, Any] = {
+            "concurrency_limit": concurrency,
+            "concurrency_id": "chat",
+            "api_visibility": "private",
+            "show_progress": "hidden",
+        }
+        question.submit(respond, chat_inputs, chat_outputs, **chat_options)
+        ask.click(respond, chat_inputs, chat_outputs, **chat_options)
+
+        def pick_example(data: gr.SelectData) -> str:
+            value = data.value
+            return str(value.get("text", "")) if isinstance(value, dict) else str(value)
+
+        chatbot.example_select(pick_example, None, question, api_visibility="private").then(
+            respond, chat_inputs, chat_outputs, **chat_options
+        )
+
+        def on_like(exchanges: list[Any], text: str, data: gr.LikeData) -> tuple[str, str]:
+            index = data.index if isinstance(data.index, int) else data.index[0]
+            return service.vote(exchanges, index, data.liked, text), ""
+
+        chatbot.like(on_like, [state, comment], [feedback_status, comment],
+                     api_visibility="private")
+
+        def on_select(exchanges: list[Any], data: gr.SelectData) -> str:
+            index = data.index if isinstance(data.index, int) else data.index[0]
+            return service.sources_for_message(exchanges, index)
+
+        chatbot.select(on_select, [state], [sources], api_visibility="private")
+
+        def on_clear() -> tuple[Any, ...]:
+            return ([], [], "", render.SOURCES_EMPTY, "", "",
+                    gr.DownloadButton(value=None, interactive=False))
+
+        clear_outputs = [chatbot, state, status, sources, question, feedback_status, export]
+        clear.click(on_clear, None, clear_outputs, api_visibility="private")
+        # The chat's own trash icon must forget the conversation too, not just hide it.
+        chatbot.clear(on_clear, None, clear_outputs, api_visibility="private")
+
+        def on_upload(path: str | None) -> tuple[str, str]:
+            return service.ingest(path), service.intro_markdown()
+
+        upload.upload(on_upload, [upload], [ingest_status, intro], api_visibility="private",
+                      concurrency_limit=1, concurrency_id="ingest")
+
+        def on_load() -> tuple[Any, ...]:
+            examples = [{"text": q} for q in service.examples()]
+            return service.intro_markdown(), gr.Chatbot(examples=examples or None)  # type: ignore[arg-type]
+
+        loaded = demo.load(on_load, None, [intro, chatbot], api_visibility="private")
+        if on_page_load is not None:
+            loaded.then(on_page_load, None, None, api_visibility="private", queue=False)
+
+        def ask_api(question: str, history: list[dict[str, str]]) -> dict[str, Any]:
+            """Answer a question from the indexed abstracts.
+
+            question: the question, in plain language.
+            history: the conversation so far, a list of {"role": "user"|"assistant",
+                "content": str}; may be empty.
+            Returns the same object as `paperchat ask --json`: answer, abstained, citations,
+            retrieved, mode, timings_ms and, when there is one, note.
+            """
+            try:
+                return service.ask_json(question, history)
+            except PaperchatError as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
+
+        gr.api(ask_api, api_name="ask", concurrency_limit=concurrency, concurrency_id="chat")
+
+    demo.queue(default_concurrency_limit=concurrency)
+    return demo
+
+
+def launch(demo: Any, settings: Settings, **kwargs: Any) -> Any:
+    """Start serving `demo` with paperchat's fixed safety options (no share link, login when
+    PAPERCHAT_AUTH is set); extra keyword arguments go to gradio's launch()."""
+    secret = settings.auth.get_secret_value() if settings.auth else None
+    auth = parse_auth(secret)
+    options: dict[str, Any] = {
+        "server_name": settings.ui.host,
+        "server_port": settings.ui.port,
+        "share": False,
+        "auth": auth,
+        "auth_message": "paperchat: log in with the PAPERCHAT_AUTH credentials." if auth else None,
+        "show_error": False,
+        "css": CSS,
+        "footer_links": ["api"],
+        "run_history": False,
+        "ssr_mode": False,
+        "mcp_server": False,
+    }
+    options.update(kwargs)
+    options["share"] = False
+    return demo.launch(**options)
 
 
 def serve(settings: Settings) -> None:
-    from rag.pipeline import Assistant
+    """`paperchat serve`: open (on a first run, build) the index and serve until Ctrl-C."""
+    from ui.startup import open_assistant
 
-    assistant = Assistant.open(settings, build_if_missing=True)
-    app = build_app(assistant)
-    app.queue(default_concurrency_limit=settings.ui.concurrency)
-    app.launch(server_name=settings.ui.host, server_port=settings.ui.port, share=False)
+    parse_auth(settings.auth.get_secret_value() if settings.auth else None)  # fail fast
+    assistant, model = open_assistant(settings)
+    start_model = model.start if model else None
+    demo = build_app(ChatService(settings, assistant), on_page_load=start_model)
+    where = f"http://{settings.ui.host}:{settings.ui.port}"
+    launch(demo, settings, quiet=True, prevent_thread_lock=True)
+    print(f"paperchat: serving on {where} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    if start_model:
+        # Loading the model competes with serving the first page for the interpreter, so it
+        # starts when that page has loaded, or after a moment when nobody opens one.
+        timer = threading.Timer(MODEL_LOAD_DELAY_S, start_model)
+        timer.daemon = True
+        timer.start()
+    demo.block_thread()

@@ -1,37 +1,337 @@
-"""Chat handlers as plain generators over rag's answer API (testable without gradio)."""
+"""What the web chat does, as plain functions and generators over rag's answer API.
+
+Nothing here imports gradio, so every behaviour of the page (streaming order, the sources
+panel, feedback records, export, ingest, the /ask API) is unit-tested with a fake assistant.
+ui/app.py only wires these to components.
+"""
 
 from __future__ import annotations
 
-import html
+import contextlib
+import json
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from rag.errors import PaperchatError
-from rag.types import Answer, Citation, Turn
+from rag.corpus import bundled_corpus_paths
+from rag.errors import InputError, PaperchatError
+from rag.pipeline import parse_history
+from rag.types import Answer, Turn
+from ui import render
+from ui.render import Exchange
+
+# How long an exported conversation file is kept for download.
+EXPORT_KEEP_S = 3600.0
+
+BUNDLED_EXAMPLES = (
+    "What NDCG scores did SeqDialN achieve on VisDial v1.0?",
+    "Which dataset records biological experiments from several camera viewpoints?",
+    "How does averaging the weights of fine-tuned models improve accuracy?",
+    "Which benchmarks evaluate multimodal LLMs on video understanding?",
+)
+
+_feedback_lock = threading.Lock()
 
 
-def history_turns(history: Sequence[dict[str, Any]]) -> list[Turn]:
-    return [
-        Turn(role=m["role"], content=str(m.get("content") or ""))
-        for m in history
-        if m.get("role") in ("user", "assistant")
-    ]
+@dataclass
+class CorpusSummary:
+    """What the intro says about the corpus; computed once, updated by ingests."""
+
+    papers: int
+    sources: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def from_index(cls, index: Any) -> CorpusSummary:
+        sources: Counter[str] = Counter()
+        for paper in index.all_papers():
+            for name in (paper.source or "").split(", "):
+                if name:
+                    sources[name] += 1
+        return cls(papers=int(index.count()), sources=sources)
 
 
-def sources_markdown(citations: Sequence[Citation]) -> str:
-    lines = [f"[{c.n}] [{html.escape(c.title)}]({c.url})" for c in citations]
-    return "\n\n**Sources**\n\n" + "\n\n".join(lines) if lines else ""
+@dataclass
+class ChatView:
+    """One update of the page after (part of) an answer."""
+
+    messages: list[dict[str, str]]
+    exchanges: list[Exchange]
+    status: str
+    sources: str
+    textbox: str = ""
+    done: bool = False
 
 
-def chat_stream(assistant: Any, message: str, history: Sequence[dict[str, Any]]) -> Iterator[str]:
-    """Yields the growing reply: streamed answer text, then the numbered source links."""
-    shown = ""
-    try:
-        for event in assistant.stream(message, history_turns(history)):
-            if isinstance(event, Answer):
-                yield html.escape(event.text) + sources_markdown(event.citations)
-            else:
+def parse_auth(raw: str | None) -> tuple[str, str] | None:
+    """PAPERCHAT_AUTH 'user:password' -> (user, password); None when login is off."""
+    if not raw:
+        return None
+    user, sep, password = raw.partition(":")
+    if not sep or not user or not password:
+        raise InputError(
+            "PAPERCHAT_AUTH must look like 'user:password' (both parts non-empty); "
+            "unset it to serve without login."
+        )
+    return user, password
+
+
+def history_of(exchanges: Sequence[Exchange]) -> list[Turn]:
+    """The turns a follow-up sees: answered exchanges only (errors are not conversation)."""
+    turns: list[Turn] = []
+    for ex in exchanges:
+        if ex.answer is not None:
+            turns.append(Turn("user", ex.question))
+            turns.append(Turn("assistant", ex.answer.text))
+    return turns
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class ChatService:
+    """The page's behaviour over one Assistant shared by every session."""
+
+    def __init__(
+        self,
+        settings: Any,
+        assistant: Any,
+        *,
+        export_dir: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.assistant = assistant
+        self.feedback_path = Path(settings.data_dir) / "feedback.jsonl"
+        self.export_dir = export_dir or Path(tempfile.gettempdir()) / "paperchat-exports"
+        self._ingest_lock = threading.Lock()
+        self._summary_lock = threading.Lock()
+        self._summary: CorpusSummary | None = None
+
+    # ---- the assistant and the corpus ------------------------------------------------
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.settings.llm.configured)
+
+    def summary(self) -> CorpusSummary:
+        # Reading every paper's source is O(papers); do it once, not on every page load.
+        with self._summary_lock:
+            if self._summary is None:
+                self._summary = CorpusSummary.from_index(self.assistant.index)
+            return self._summary
+
+    def intro_markdown(self) -> str:
+        try:
+            summary = self.summary()
+        except PaperchatError as exc:
+            return render.error_markdown(str(exc))
+        names = [n for n, _ in summary.sources.most_common()]
+        shown = ", ".join(render.md_text(n) for n in names[:6])
+        more = f" and {len(names) - 6} more" if len(names) > 6 else ""
+        pages = f"{len(names)} source file{'s' if len(names) != 1 else ''}"
+        return (
+            f"Ask about **{summary.papers} papers** from {pages} ({shown}{more}). Answers quote "
+            "the abstracts and cite them: every [n] links to the paper, and the sources panel "
+            "shows the abstract with the quoted sentences highlighted."
+        )
+
+    def examples(self) -> list[str]:
+        """Example questions: curated ones for the bundled corpus, title questions otherwise."""
+        try:
+            summary = self.summary()
+        except PaperchatError:
+            return []
+        bundled = {p.name for p in bundled_corpus_paths()}
+        if bundled and bundled <= set(summary.sources):
+            return list(BUNDLED_EXAMPLES)
+        titles = [p.title for _, p in zip(range(3), self.assistant.index.all_papers(), strict=False)]
+        return [f"What does “{t}” propose?" for t in titles]
+
+    # ---- answering -------------------------------------------------------------------
+
+    def respond(
+        self,
+        message: str,
+        exchanges: Sequence[Exchange] | None,
+        mode: str | None = None,
+        k: int | None = None,
+    ) -> Iterator[ChatView]:
+        """Streams the chat: the question at once, then the growing answer, then the final
+        view with linked markers, the sources panel and the status line."""
+        past = list(exchanges or [])
+        question = (message or "").strip()
+        if not question:
+            yield ChatView(
+                render.messages(past), past, "Type a question about the papers first.",
+                self._last_sources(past), textbox=message or "", done=True,
+            )
+            return
+        current = Exchange(question=question, history=history_of(past), asked_at=_now())
+        chat = render.messages(past)
+        user_msg = {"role": "user", "content": render.md_text(question)}
+        yield ChatView(
+            [*chat, user_msg, {"role": "assistant", "content": "…"}],
+            past, "Searching the papers…", self._last_sources(past),
+        )
+        shown = ""
+        start = time.perf_counter()
+        try:
+            for event in self.assistant.stream(question, current.history, k or None, mode or None):
+                if isinstance(event, Answer):
+                    current.answer = event
+                    break
                 shown += event
-                yield html.escape(shown)
-    except PaperchatError as exc:
-        yield f"⚠️ {html.escape(str(exc))}"
+                yield ChatView(
+                    [*chat, user_msg,
+                     {"role": "assistant", "content": render.streaming_markdown(shown)}],
+                    past, "Answering…", self._last_sources(past),
+                )
+        except PaperchatError as exc:
+            current.error = str(exc)
+        if current.answer is None and not current.error:
+            current.error = "The answer stopped before it was complete. Ask again."
+        done = [*past, current]
+        if current.answer is not None:
+            status = render.status_markdown(current.answer)
+            sources = render.sources_html(current.answer)
+        else:
+            took = (time.perf_counter() - start) * 1000
+            status = f"Not answered ({took:.0f} ms): {render.md_text(current.error)}"
+            sources = self._last_sources(past)
+        yield ChatView(render.messages(done), done, status, sources, done=True)
+
+    @staticmethod
+    def _last_sources(exchanges: Sequence[Exchange]) -> str:
+        for ex in reversed(exchanges):
+            if ex.answer is not None:
+                return render.sources_html(ex.answer)
+        return render.SOURCES_EMPTY
+
+    @staticmethod
+    def sources_for_message(exchanges: Sequence[Exchange], message_index: int) -> str:
+        """The sources panel for the exchange a clicked chat message belongs to."""
+        pos = message_index // 2
+        if 0 <= pos < len(exchanges) and exchanges[pos].answer is not None:
+            n = pos + 1
+            return render.sources_html(exchanges[pos].answer, heading=f"Sources of answer {n}")
+        return ChatService._last_sources(exchanges)
+
+    def ask_json(self, question: str, history: Any) -> dict[str, Any]:
+        """The /ask API: the same JSON object as `paperchat ask --json`."""
+        turns = parse_history(history if history is not None else [])
+        return dict(self.assistant.ask(question, turns).to_json())
+
+    # ---- feedback ----------------------------------------------------------------------
+
+    def feedback_record(
+        self, exchange: Exchange, vote: str, comment: str = ""
+    ) -> dict[str, Any]:
+        """A JSON Lines record in the eval-set shape (id, question, history, gold_titles,
+        key_points) plus what was shown and the vote, so it can become a test case."""
+        answer = exchange.answer
+        cited = [c.title for c in answer.citations] if answer else []
+        return {
+            "id": f"fb-{uuid.uuid4().hex[:12]}",
+            "question": exchange.question,
+            "history": [{"role": t.role, "content": t.content} for t in exchange.history],
+            # An upvote says the cited papers answer the question; a downvote says nothing
+            # about which papers would, so it gets no gold titles.
+            "gold_titles": cited if vote == "up" else [],
+            "key_points": [],
+            "vote": vote,
+            "comment": comment.strip(),
+            "answer": answer.text if answer else "",
+            "abstained": bool(answer.abstained) if answer else False,
+            "error": exchange.error,
+            "mode": answer.mode if answer else "",
+            "citations": [c.to_json() for c in answer.citations] if answer else [],
+            "retrieved_titles": [h.paper.title for h in answer.retrieved] if answer else [],
+            "asked_at": exchange.asked_at,
+            "time": _now(),
+        }
+
+    def append_feedback(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        self.feedback_path.parent.mkdir(parents=True, exist_ok=True)
+        # One write() of one line to a file opened for append, under a lock: concurrent
+        # votes from several sessions never interleave inside a line.
+        with _feedback_lock, self.feedback_path.open("a", encoding="utf-8") as f:
+            f.write(line)
+
+    def vote(
+        self, exchanges: Sequence[Exchange], message_index: int, liked: Any, comment: str = ""
+    ) -> str:
+        """A thumbs up/down on the assistant message at `message_index` -> a status message."""
+        pos = message_index // 2
+        if not 0 <= pos < len(exchanges):
+            return "That message is no longer in the conversation."
+        if liked is True or liked == "Like":
+            vote = "up"
+        elif liked is False or liked == "Dislike":
+            vote = "down"
+        else:
+            return "Vote withdrawn. (Earlier votes stay in the feedback file.)"
+        self.append_feedback(self.feedback_record(exchanges[pos], vote, comment or ""))
+        thanks = "Thanks — saved" if vote == "up" else "Thanks — saved as a bad answer"
+        return f"{thanks} to {render.md_text(str(self.feedback_path))}."
+
+    # ---- export ------------------------------------------------------------------------
+
+    def write_export(self, exchanges: Sequence[Exchange]) -> Path | None:
+        """The conversation as a Markdown file to download; None when there is nothing yet."""
+        if not exchanges:
+            return None
+        self._drop_old_exports()
+        folder = self.export_dir / uuid.uuid4().hex[:12]
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "paperchat-conversation.md"
+        path.write_text(render.export_markdown(exchanges), encoding="utf-8")
+        return path
+
+    def _drop_old_exports(self) -> None:
+        # A fresh file is written after every answer (gradio serves a copy); old ones go.
+        cutoff = time.time() - EXPORT_KEEP_S
+        if not self.export_dir.is_dir():
+            return
+        for folder in self.export_dir.iterdir():
+            with contextlib.suppress(OSError):
+                if folder.stat().st_mtime < cutoff:
+                    shutil.rmtree(folder, ignore_errors=True)
+
+    # ---- ingest ------------------------------------------------------------------------
+
+    def ingest(self, path: str | Path | None) -> str:
+        """Add the papers of an uploaded .jsonl or listing .txt file -> a summary to show."""
+        if not path:
+            return "Choose a .jsonl or listing .txt file to add its papers."
+        file = Path(path)
+        name = file.name
+        if file.suffix.lower() not in (".jsonl", ".json", ".txt"):
+            return render.error_markdown(
+                f"{name}: expected a JSON Lines file (.jsonl, one paper per line with title "
+                "and abstract) or a listing page (.txt)."
+            )
+        try:
+            # One ingest at a time: two would contend for the index writer lock, and each
+            # rebuilds the lexical index. Questions keep being answered meanwhile.
+            with self._ingest_lock:
+                report = self.assistant.ingest([file])
+                with self._summary_lock:
+                    if self._summary is not None:
+                        self._summary.papers = report.papers
+                        if report.new:
+                            self._summary.sources[name] += report.new
+        except PaperchatError as exc:
+            # The upload lives in a temp folder; the user knows the file by its name.
+            message = re.sub(re.escape(str(file)), name, str(exc))
+            return render.error_markdown(message)
+        return f"✅ {render.md_text(name)}: {render.md_text(report.summary())} Ask about them now."
