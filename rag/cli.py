@@ -6,11 +6,12 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rag.errors import PaperchatError
+from rag.progress import progress_bar
 
 EPILOG = """Settings come from PAPERCHAT_* environment variables (e.g. PAPERCHAT_DB_DIR,
 PAPERCHAT_CHROMA_URL, PAPERCHAT_RETRIEVAL_K) and the standard OPENAI_API_KEY / OPENAI_BASE_URL;
@@ -28,31 +29,11 @@ def _settings(args: argparse.Namespace) -> Any:
     return settings
 
 
-def _progress(desc: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
-    """A tqdm bar on stderr showing papers/s and time left; silent when stderr is no terminal."""
-    from tqdm import tqdm
-
-    bar: Any = None
-
-    def update(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, desc=desc, unit="paper", file=sys.stderr, disable=None)
-        bar.n = done
-        bar.refresh()
-
-    def close() -> None:
-        if bar is not None:
-            bar.close()
-
-    return update, close
-
-
 def cmd_ingest(args: argparse.Namespace) -> int:
     from rag.pipeline import Assistant
 
     settings = _settings(args)
-    update, close = _progress("Indexing")
+    update, close = progress_bar("Indexing")
     try:
         assistant = Assistant.create(settings)
         paths = [Path(p) for p in args.paths] or None

@@ -81,9 +81,9 @@ def index_missing(settings: Settings) -> bool:
 
 def progress_bar() -> tuple[Callable[[int, int], None], Callable[[], None]]:
     """The tqdm bar on stderr that `paperchat ingest` shows."""
-    from rag.cli import _progress
+    from rag.progress import progress_bar
 
-    return _progress("Building the index")
+    return progress_bar("Building the index")
 
 
 def open_assistant(settings: Settings) -> tuple[Any, BackgroundEmbeddings | None]:
