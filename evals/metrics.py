@@ -44,11 +44,11 @@ METRIC_HELP = {
     "recall@10": "share of gold papers among the top 10 retrieved (answerable questions)",
     "mrr": "mean of 1/rank of the first gold paper in the top 20, 0 if absent (answerable)",
     "citation_precision": "share of cited papers that are gold (answerable questions that cite)",
-    "citation_recall": "share of gold papers the answer cites; an abstention cites none (answerable)",
+    "citation_recall": "share of gold papers the answer cites; abstaining cites none (answerable)",
     "key_point_coverage": "share of key points whose content words are at least half in the "
     "answer (answerable)",
     "abstention_accuracy": "share of unanswerable questions the answer abstains on",
-    "false_abstention_rate": "share of answerable questions the answer abstains on (lower is better)",
+    "false_abstention_rate": "share of answerable questions abstained on (lower is better)",
     "n": "number of questions scored",
 }
 
@@ -184,9 +184,7 @@ def shortfalls(
     return failures
 
 
-def mistakes(
-    gold_titles: Sequence[str], cited_titles: Sequence[str], abstained: bool
-) -> list[str]:
+def mistakes(gold_titles: Sequence[str], cited_titles: Sequence[str], abstained: bool) -> list[str]:
     """Why an answer is wrong, for the report; empty when it is right.
 
     Right means: an unanswerable question abstained; an answerable one did not abstain and

@@ -50,9 +50,7 @@ def summarize(records: Sequence[dict[str, Any]], types: Sequence[str]) -> dict[s
     p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
     return {
         "overall": aggregate([r["metrics"] for r in records]),
-        "by_type": {
-            t: aggregate([r["metrics"] for r in records if r["type"] == t]) for t in types
-        },
+        "by_type": {t: aggregate([r["metrics"] for r in records if r["type"] == t]) for t in types},
         "latency_ms": {
             "p50": round(p50, 2) if p50 is not None else None,
             "p95": round(p95, 2) if p95 is not None else None,
