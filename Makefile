@@ -21,7 +21,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 eval: $(STAMP)
-	$(BIN)/paperchat eval evals/sets/dev.jsonl --out docs/eval-report
+	$(BIN)/paperchat ingest
+	$(BIN)/paperchat eval evals/sets/dev.jsonl --mode extractive --out docs/eval-report
+	$(BIN)/paperchat eval evals/sets/dev_hard.jsonl --mode extractive --out docs/eval-report-hard
 
 bench: $(STAMP)
 	$(BIN)/paperchat bench
