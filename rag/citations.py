@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from rag.text import split_sentences, stems
 from rag.types import Citation, Hit
@@ -65,3 +66,238 @@ def format_sources(citations: Sequence[Citation], link: Callable[[Citation], str
     return "\n".join(
         f"[{c.n}] {c.title} — {link(c) if link else c.url}" for c in citations
     )
+
+
+# --- LLM answers: markers as the model writes them, verified against the retrieved sources ---
+
+# What a model writes for a citation: [1], [1, 3], [1-3], [1][2], [Source 2], [sources 1; 4].
+CITE = re.compile(
+    r"\[\s*(?:(?:sources?|refs?|references?)\s*)?"
+    r"(\d{1,3}(?:\s*(?:,|;|-|–)\s*\d{1,3})*)\s*\]",
+    re.IGNORECASE,
+)
+# A prefix that may still grow into a CITE marker: hold it back while streaming.
+_CITE_PREFIX = re.compile(r"\[\s*[A-Za-z]{0,10}\s*[\d\s,;\-–]*\Z")
+_MAX_PENDING = 40
+_PUNCT_AFTER = ".,;:!?)"
+_MAX_RANGE = 20
+# A claim needs this idf-weighted share of its words in the cited paper's title + abstract.
+# On the dev sets' key points (paraphrases of their gold abstracts) 0.35 accepts 89% against
+# the gold paper and 0% against a random other paper; unweighted shares separate far worse.
+SUPPORT_THRESHOLD = 0.35
+
+
+def cite_numbers(marker: str) -> list[int]:
+    """Source numbers in one marker's inner text ("1, 3", "2-4"), ranges expanded."""
+    numbers: list[int] = []
+    for part in re.split(r"\s*[,;]\s*", marker.strip()):
+        bounds = [int(x) for x in re.split(r"\s*[-–]\s*", part) if x]
+        if len(bounds) == 2 and 0 <= bounds[1] - bounds[0] <= _MAX_RANGE:
+            numbers.extend(range(bounds[0], bounds[1] + 1))
+        else:
+            numbers.extend(bounds)
+    return numbers
+
+
+class CitationStream:
+    """Rewrites model text as it streams: markers are renumbered densely by first use and
+    markers naming no source (outside 1..sources) are removed before anything is shown.
+
+    `feed` returns the text that is safe to show now. Text from a `[` that may still become a
+    marker, and whitespace that may precede one, are held back until the next piece decides.
+    """
+
+    def __init__(self, sources: int) -> None:
+        self.sources = sources
+        self.order: list[int] = []  # original source numbers, in order of first use
+        self.removed: list[int] = []  # out-of-range numbers the model cited
+        self.text = ""  # everything released so far
+        self._pending = ""
+        self._dropped = False  # a removed marker just ended: a following space may go too
+
+    def feed(self, piece: str) -> str:
+        self._pending += piece
+        out = self._drain(final=False)
+        self.text += out
+        return out
+
+    def close(self) -> str:
+        """Release what is left; a marker cut off at the very end ("... [1") is dropped."""
+        at = self._pending.rfind("[")
+        tail = self._pending[at:] if at >= 0 else ""
+        if tail and _CITE_PREFIX.match(tail) and re.search(r"\d", tail):
+            self._pending = self._pending[:at]
+        out = self._drain(final=True).rstrip()
+        self._pending = ""
+        self.text += out
+        return out
+
+    def _drain(self, final: bool) -> str:
+        out: list[str] = []
+        buf = self._pending
+        while buf:
+            if self._dropped:
+                stripped = buf.lstrip(" \t")
+                if not stripped and not final:
+                    break  # need the next character to know whether the space stays
+                if stripped[:1] in _PUNCT_AFTER or stripped[:1] in ("\n", ""):
+                    buf = stripped
+                self._dropped = False
+                if not buf:
+                    break
+            at = buf.find("[")
+            if at < 0:
+                keep = buf if final else buf.rstrip(" \t")
+                out.append(keep)
+                buf = buf[len(keep) :]
+                break
+            head = buf[:at]
+            core = head.rstrip(" \t")
+            out.append(core)
+            space, rest = head[len(core) :], buf[at:]
+            match = CITE.match(rest)
+            if match:
+                replacement = self._resolve(match.group(1))
+                if replacement:
+                    out.append(space + replacement)
+                    buf = rest[match.end() :]
+                else:
+                    self._dropped = True
+                    buf = space + rest[match.end() :]
+                continue
+            if not final and len(rest) < _MAX_PENDING and _CITE_PREFIX.match(rest):
+                buf = space + rest
+                break
+            out.append(space + "[")
+            buf = rest[1:]
+        self._pending = buf
+        return "".join(out)
+
+    def _resolve(self, inner: str) -> str:
+        shown: list[int] = []
+        for n in cite_numbers(inner):
+            if not 1 <= n <= self.sources:
+                if n not in self.removed:
+                    self.removed.append(n)
+                continue
+            if n not in self.order:
+                self.order.append(n)
+            new = self.order.index(n) + 1
+            if new not in shown:
+                shown.append(new)
+        return "".join(f"[{n}]" for n in shown)
+
+
+def cited_claims(text: str) -> list[tuple[int, str]]:
+    """(marker number, the claim it is attached to) for every marker in `text`.
+
+    The claim is the marker's sentence; when a sentence cites different sources at different
+    places ("A does x [1], while B does y [2]"), each marker gets the words since the previous
+    marker, if those make a claim of their own.
+    """
+    # A marker after the full stop ("... results. [1]") belongs to the sentence before it.
+    text = re.sub(r"([.!?])((?:\s*\[\d+\])+)", r"\2\1", text)
+    claims: list[tuple[int, str]] = []
+    for sentence in split_sentences(text):
+        groups = list(re.finditer(r"(?:\[\d+\]\s*)+", sentence))
+        if not groups:
+            continue
+        whole = _tidy(MARKER.sub(" ", sentence))
+        previous_end = 0
+        for group in groups:
+            segment = _tidy(sentence[previous_end : group.start()])
+            claim = segment if len(groups) > 1 and len(stems(segment)) >= 3 else whole
+            for n in (int(x) for x in re.findall(r"\d+", group.group(0))):
+                claims.append((n, claim))
+            previous_end = group.end()
+    return claims
+
+
+def _tidy(text: str) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    return re.sub(r"^[,;:]\s*|\s+(?=[.,;:!?])", "", text)
+
+
+def support_share(
+    claim: str, hit: Hit, idf: Callable[[str], float] | None = None
+) -> tuple[str, float]:
+    """The abstract sentence that best backs `claim`, and the (idf-weighted) share of the
+    claim's words found anywhere in the paper's title and abstract."""
+    wanted = set(stems(claim))
+    weight = idf or (lambda _term: 1.0)
+    evidence, best = "", -1.0
+    for sentence in split_sentences(hit.paper.abstract):
+        score = sum(weight(t) for t in wanted & set(stems(sentence)))
+        if score > best:
+            evidence, best = sentence, score
+    if not wanted:
+        return evidence, 1.0  # nothing checkable (e.g. "See [1].")
+    have = set(stems(f"{hit.paper.title} {hit.paper.abstract}"))
+    total = sum(weight(t) for t in wanted)
+    return evidence, sum(weight(t) for t in wanted & have) / total if total else 0.0
+
+
+@dataclass
+class Verification:
+    """A model's answer after its markers were checked against the retrieved sources."""
+
+    text: str
+    citations: list[Citation]
+    removed: list[int]  # numbers the model cited that name no retrieved source
+    unsupported: list[int]  # citation numbers whose claims the cited abstract does not back
+
+    def notes(self) -> list[str]:
+        notes = []
+        if self.removed:
+            listed = ", ".join(f"[{n}]" for n in self.removed)
+            notes.append(
+                f"Removed citation marker{'s' if len(self.removed) > 1 else ''} {listed}: "
+                "the answer cited sources that were not retrieved."
+            )
+        if self.unsupported:
+            listed = ", ".join(f"[{n}]" for n in self.unsupported)
+            notes.append(
+                f"Check citation{'s' if len(self.unsupported) > 1 else ''} {listed}: the cited "
+                "abstract shares few words with the sentence citing it, so it may not support it."
+            )
+        return notes
+
+
+def check_citations(
+    text: str,
+    cited: Sequence[Hit],
+    removed: Sequence[int] = (),
+    idf: Callable[[str], float] | None = None,
+) -> Verification:
+    """Attach evidence to every marker of an already renumbered `text` ([n] -> cited[n-1])
+    and flag citations whose claims the cited abstract does not back."""
+    best: dict[int, tuple[float, str]] = {}
+    weakest: dict[int, float] = {}
+    for n, claim in cited_claims(text):
+        if not 1 <= n <= len(cited):
+            continue
+        evidence, share = support_share(claim, cited[n - 1], idf)
+        if n not in best or share > best[n][0]:
+            best[n] = (share, evidence)
+        weakest[n] = min(weakest.get(n, 1.0), share)
+    citations = []
+    unsupported = []
+    for n, hit in enumerate(cited, start=1):
+        share, evidence = best.get(n, (1.0, best_evidence(text, hit.paper.abstract)[0]))
+        supported = weakest.get(n, 1.0) >= SUPPORT_THRESHOLD
+        if not supported:
+            unsupported.append(n)
+        citations.append(citation_for(n, hit, evidence, supported=supported))
+    return Verification(text, citations, list(removed), unsupported)
+
+
+def verify_citations(
+    text: str, hits: Sequence[Hit], idf: Callable[[str], float] | None = None
+) -> Verification:
+    """Verify a complete answer whose markers number `hits` from 1: drop markers naming no
+    hit, renumber densely by first use, attach evidence, flag unsupported citations."""
+    stream = CitationStream(len(hits))
+    stream.feed(text)
+    stream.close()
+    cited = [hits[n - 1] for n in stream.order]
+    return check_citations(stream.text, cited, stream.removed, idf)

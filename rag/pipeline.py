@@ -154,11 +154,23 @@ class Assistant:
         k = k or self.settings.retrieval.k
         resolved = self.resolve_mode(mode)
         question = validate_question(question, self.settings.answer.max_question_chars)
-        retrieval = self.retriever.retrieve(question, history, k)
-        timings = dict(retrieval.timings_ms)
-        timings["retrieve"] = (time.perf_counter() - start) * 1000
-        answer: Answer | None = None
         note = ""
+        query, query_history = question, history
+        rewrite_ms: dict[str, float] = {}
+        if resolved == "llm" and history:
+            # The LLM rewrites a follow-up into a standalone question before retrieval.
+            try:
+                query = self._llm_answerer().standalone_question(question, history)
+                query_history = ()
+                rewrite_ms["rewrite"] = (time.perf_counter() - start) * 1000
+            except PaperchatError as exc:
+                note = f"{exc} Showing the extractive answer instead."
+                resolved = "extractive"
+        t = time.perf_counter()
+        retrieval = self.retriever.retrieve(query, query_history, k)
+        timings = {**rewrite_ms, **retrieval.timings_ms}
+        timings["retrieve"] = (time.perf_counter() - t) * 1000
+        answer: Answer | None = None
         if resolved == "llm":
             try:
                 for event in self._llm_answerer().stream(question, history, retrieval, k):
@@ -172,8 +184,7 @@ class Assistant:
             t = time.perf_counter()
             answer = self.extractive(question, retrieval, k)
             timings["answer"] = (time.perf_counter() - t) * 1000
-            for piece in _pieces(answer.text):
-                yield piece
+            yield from _pieces(answer.text)
         answer.note = " ".join(x for x in (answer.note, note) if x)
         answer.timings_ms = {**timings, **answer.timings_ms}
         answer.timings_ms["total"] = (time.perf_counter() - start) * 1000
