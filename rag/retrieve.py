@@ -143,7 +143,7 @@ class HybridRetriever:
         lexical = self.index.lexical
         scores = lexical.scores(query)
         count = min(self.settings.candidates, len(scores))
-        top = np.argpartition(-scores, count - 1)[:count] if count else []
+        top = np.argpartition(-scores, count - 1)[:count] if count else np.array([], dtype=int)
         found = {lexical.ids[i]: float(scores[i]) for i in top if scores[i] > 0}
         if extra:
             positions = lexical.positions
