@@ -1,0 +1,212 @@
+"""Ingest survives kill -9 at any point; the BM25 file is atomic and never trusted blindly."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.corpus import content_hash, load_corpus
+from rag.index import WRITING, PaperIndex, chunk_paper
+from rag.lexical import LexicalIndex
+from rag.settings import Settings
+
+BIN = Path(sys.executable).parent
+
+
+class HashEmbeddings:
+    """Deterministic stand-in for the model where only storage is under test."""
+
+    backend = "hash"
+
+    def embed_array(self, texts: list[str]) -> np.ndarray:
+        rows = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha1(text.encode()).digest()[:4], "little")
+            vec = np.random.default_rng(seed).standard_normal(384).astype(np.float32)
+            rows.append(vec / np.linalg.norm(vec))
+        return np.asarray(rows, dtype=np.float32).reshape(len(texts), 384)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_array([text])[0].tolist()  # type: ignore[no-any-return]
+
+
+def _bundled(n: int | None = None) -> list:  # type: ignore[type-arg]
+    papers, _ = load_corpus(None, Settings().corpus.search_url_template)
+    return papers[:n] if n else papers
+
+
+def _index(db: Path, create: bool = True) -> PaperIndex:
+    return PaperIndex(Settings(db_dir=db), HashEmbeddings(), create=create)  # type: ignore[arg-type]
+
+
+# ---- the lexical file ------------------------------------------------------------------
+
+
+def test_corrupt_lexical_file_is_rebuilt(tmp_path: Path) -> None:
+    _index(tmp_path / "db").ingest(_bundled(15))
+    path = tmp_path / "db" / "lexical.pkl"
+    path.write_bytes(path.read_bytes()[:100])  # a torn file, as a crash mid-write would leave
+    reader = _index(tmp_path / "db", create=False)
+    assert len(reader.lexical.ids) == 15
+    assert LexicalIndex.load(path) is not None
+
+
+def test_lexical_with_other_count_or_generation_is_rebuilt(tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    writer = _index(db)
+    writer.ingest(_bundled(15))
+    generation = writer._generation()
+    stale = LexicalIndex.build(["x"], [("t", "some abstract text")], generation)
+    stale.save(db / "lexical.pkl")
+    assert len(_index(db, create=False).lexical.ids) == 15  # same stamp, other count
+    other = LexicalIndex.build(
+        [p.id for p in _bundled(15)], [(p.title, "") for p in _bundled(15)], "older-stamp"
+    )
+    other.save(db / "lexical.pkl")
+    reader = _index(db, create=False)
+    lexical = reader.lexical
+    assert lexical.generation == generation  # rebuilt from Chroma, tagged with its stamp
+    assert float(lexical.scores(_bundled(15)[3].abstract).max()) > 0
+    assert reader._generation() == generation  # a reader never re-stamps
+
+
+def test_failed_save_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "lexical.pkl"
+    good = LexicalIndex.build(["a"], [("title", "an abstract about graphs")], "g1")
+    good.save(path)
+    before = path.read_bytes()
+
+    def torn(obj: object, handle, *args: object, **kwargs: object) -> None:  # type: ignore[no-untyped-def]
+        handle.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pickle, "dump", torn)
+    newer = LexicalIndex.build(["a", "b"], [("t", "x"), ("u", "y")], "g2")
+    with pytest.raises(OSError):
+        newer.save(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lexical.pkl"]
+
+
+def test_interrupted_writer_stamp_makes_next_ingest_rebuild(tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    writer = _index(db)
+    writer.ingest(_bundled(10))
+    writer._set_generation(f"{WRITING}dead")  # what a killed ingest leaves behind
+    report = _index(db).ingest(_bundled(10))
+    assert report.new == report.updated == 0
+    stamp = _index(db, create=False)._generation()
+    assert not stamp.startswith(WRITING)
+    assert LexicalIndex.load(db / "lexical.pkl").generation == stamp  # type: ignore[union-attr]
+
+
+def test_refresh_is_cheap_throttled_and_sees_other_writers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "db"
+    _index(db).ingest(_bundled(10))
+    reader = _index(db, create=False)
+    assert len(reader.lexical.ids) == 10
+    assert reader.refresh() is False  # nothing changed: one metadata read
+    calls: list[int] = []
+    real = reader._generation
+
+    def counted() -> str:
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(reader, "_generation", counted)
+    assert reader.maybe_refresh(max_age_s=3600) is False
+    assert calls == []  # throttled: not even a metadata read
+    _index(db).ingest(_bundled(14))
+    assert reader.maybe_refresh(max_age_s=0) is True
+    assert len(reader.lexical.ids) == 14
+
+
+def test_reader_keeps_bm25_while_an_ingest_is_running(tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    writer = _index(db)
+    writer.ingest(_bundled(10))
+    reader = _index(db, create=False)
+    before = reader.lexical
+    writer._set_generation(f"{WRITING}now")
+    assert reader.refresh() is False
+    assert reader.lexical is before
+
+
+# ---- kill -9 at several points ---------------------------------------------------------
+
+
+def _dir_bytes(folder: Path) -> int:
+    total = 0
+    for p in folder.rglob("*"):
+        try:
+            if p.is_file():
+                total += p.stat().st_size
+        except OSError:  # a file replaced while we look
+            pass
+    return total
+
+
+def _ingest_and_kill(cmd: list[str], env: dict[str, str], db: Path, grow_bytes: int) -> int:
+    """Run an ingest and SIGKILL it once the index has grown by `grow_bytes`; its exit code."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    start = _dir_bytes(db) if db.exists() else 0
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline:
+        if db.exists() and _dir_bytes(db) - start >= grow_bytes:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    proc.wait(timeout=60)
+    return proc.returncode
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(1800)
+def test_ingest_killed_repeatedly_then_resumed_has_no_duplicates_or_losses(
+    tmp_path: Path, embeddings
+) -> None:  # type: ignore[no-untyped-def]
+    from evals.bench import synthetic_papers
+    from rag.pipeline import Assistant
+
+    corpus = tmp_path / "corpus.jsonl"
+    records = synthetic_papers(240)
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in records))
+    db = tmp_path / "db"
+    env = {**os.environ, "PAPERCHAT_DATA_DIR": str(tmp_path / "data")}
+    cmd = [str(BIN / "paperchat"), "ingest", str(corpus), "--db", str(db), "--json"]
+
+    # Early (the sqlite file barely exists), after a batch or two, and well into the run.
+    codes = [_ingest_and_kill(cmd, env, db, grow) for grow in (1, 300_000, 1_500_000)]
+    assert codes.count(-signal.SIGKILL) >= 2, codes
+
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    papers = load_corpus([corpus], Settings().corpus.search_url_template)[0]
+    expected_chunks = sum(len(chunk_paper(p, Settings().index.chunk_tokens)) for p in papers)
+    assert report["papers"] == len(papers) == 240
+    assert report["chunks"] == expected_chunks  # no duplicates, no orphans of other versions
+    assert report["unchanged"] > 0  # the killed runs did real work that was kept
+
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert json.loads(again.stdout) == {**report, "new": 0, "updated": 0, "unchanged": 240}
+
+    settings = Settings(db_dir=db, data_dir=tmp_path / "data")
+    assistant = Assistant.open(settings, embeddings=embeddings)
+    stored = assistant.index.stored_hashes([p.id for p in papers])
+    assert stored == {p.id: content_hash(p) for p in papers}
+    assert sorted(assistant.index.lexical.ids) == sorted(p.id for p in papers)
+    answer = assistant.ask("What NDCG scores did SeqDialN achieve on VisDial v1.0?")
+    assert answer.citations[0].title.startswith("SeqDialN")
