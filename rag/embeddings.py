@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -47,34 +49,87 @@ class TorchEncoder:
 
         if threads:
             torch.set_num_threads(threads)
+        self._torch = torch
+        self._threads = torch.get_num_threads()
         self._model = SentenceTransformer(str(bundled_model_path()), device="cpu")
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        # One short question is faster on one thread: splitting it across cores costs more in
+        # synchronisation than it saves, and far more when other requests load the CPU.
+        self._torch.set_num_threads(1 if len(texts) == 1 else self._threads)
         vectors = self._model.encode(
-            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+            texts,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
 
 
-class LocalEmbeddings(Embeddings):
-    """Normalised 384-d vectors from the bundled model; thread-safe for concurrent chat users."""
+def _make_encoder(backend: str, threads: int) -> Any:
+    if backend == "onnx":
+        from rag.onnx_encoder import OnnxEncoder
 
-    def __init__(self, backend: str = "torch", threads: int = 0, batch_size: int = 32) -> None:
+        return OnnxEncoder(threads=threads)
+    return TorchEncoder(threads=threads)
+
+
+class LocalEmbeddings(Embeddings):
+    """Normalised 384-d vectors from the bundled model; thread-safe for concurrent chat users.
+
+    The model loads on first use, or in a background thread after `start_loading()`: opening
+    an index, taking its write lock or serving the first page need no model, and loading it
+    costs seconds of CPU.
+    """
+
+    def __init__(
+        self,
+        backend: str = "torch",
+        threads: int = 0,
+        batch_size: int = 32,
+        encoder_factory: Callable[[], Any] | None = None,
+    ) -> None:
         self.backend = backend
         self.batch_size = batch_size
+        self._factory = encoder_factory or (lambda: _make_encoder(backend, threads))
+        self._encoder: Future[Any] | None = None
+        self._start_lock = threading.Lock()
         self._lock = threading.Lock()
-        if backend == "onnx":
-            from rag.onnx_encoder import OnnxEncoder
 
-            self._encoder: Any = OnnxEncoder(threads=threads)
+    def start_loading(self) -> None:
+        """Load the model in a background thread (no-op once started)."""
+        self._future(background=True)
+
+    @property
+    def ready(self) -> bool:
+        return self._encoder is not None and self._encoder.done()
+
+    def _future(self, background: bool) -> Future[Any]:
+        with self._start_lock:
+            if self._encoder is not None:
+                return self._encoder
+            future: Future[Any] = Future()
+            self._encoder = future
+
+        def load() -> None:
+            try:
+                future.set_result(self._factory())
+            except BaseException as exc:  # re-raised in whichever call waits for the model
+                future.set_exception(exc)
+
+        if background:
+            threading.Thread(target=load, name="paperchat-model", daemon=True).start()
         else:
-            self._encoder = TorchEncoder(threads=threads)
+            load()
+        return future
 
     def embed_array(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
+        encoder = self._future(background=False).result()
         with self._lock:
-            return self._encoder.encode(texts, self.batch_size)  # type: ignore[no-any-return]
+            return encoder.encode(texts, self.batch_size)  # type: ignore[no-any-return]
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.embed_array(texts).tolist()  # type: ignore[no-any-return]

@@ -129,6 +129,7 @@ class Assistant:
 
     def retrieve(self, question: str, history: Sequence[Turn] = (), k: int | None = None) -> Retrieval:
         question = validate_question(question, self.settings.answer.max_question_chars)
+        self.index.maybe_refresh()  # another process may have ingested since
         return self.retriever.retrieve(question, history, k)
 
     def extractive(self, question: str, retrieval: Retrieval, k: int) -> Answer:
@@ -154,6 +155,7 @@ class Assistant:
         k = k or self.settings.retrieval.k
         resolved = self.resolve_mode(mode)
         question = validate_question(question, self.settings.answer.max_question_chars)
+        self.index.maybe_refresh()  # another process may have ingested since
         note = ""
         query, query_history = question, history
         rewrite_ms: dict[str, float] = {}

@@ -16,8 +16,13 @@ def progress_bar(desc: str) -> tuple[Callable[[int, int], None], Callable[[], No
     def update(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, desc=desc, unit="paper", file=sys.stderr, disable=None)
-        bar.update(done - bar.n)  # update() rate-limits redraws; refresh() would not
+            # A resumed ingest first reports the papers it skips: start there, so the rate
+            # and time left count only papers that are really being embedded.
+            bar = tqdm(
+                total=total, initial=done, desc=desc, unit="paper", file=sys.stderr, disable=None
+            )
+        else:
+            bar.update(done - bar.n)  # update() rate-limits redraws; refresh() would not
 
     def close() -> None:
         if bar is not None:

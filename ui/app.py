@@ -261,8 +261,7 @@ def serve(settings: Settings) -> None:
     from ui.startup import open_assistant
 
     parse_auth(settings.auth.get_secret_value() if settings.auth else None)  # fail fast
-    assistant, model = open_assistant(settings)
-    start_model = model.start if model else None
+    assistant, start_model = open_assistant(settings)
     demo = build_app(ChatService(settings, assistant), on_page_load=start_model)
     where = f"http://{settings.ui.host}:{settings.ui.port}"
     launch(demo, settings, quiet=True, prevent_thread_lock=True)
