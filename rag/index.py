@@ -42,10 +42,6 @@ _GET_PAGE = 2000
 WRITING = "writing-"
 # How often a long-running reader asks the store whether the index changed.
 DEFAULT_REFRESH_S = 30.0
-# Chunks per Chroma write. Chroma's per-call cost is high (measured on 2 busy cores: 314
-# records/s in calls of 66, 605/s in calls of 1000), so writes are grouped well above the
-# embedding step; a kill loses at most one group of embedding work.
-WRITE_CHUNKS = 1024
 
 
 def chunk_paper(
@@ -300,8 +296,8 @@ class PaperIndex:
             return report
 
     def _batches(self, papers: Sequence[Paper]) -> Iterator[tuple[list[Paper], list[list[Chunk]]]]:
-        """Whole papers, grouped until a group holds WRITE_CHUNKS chunks (or batch_size)."""
-        limit = max(WRITE_CHUNKS, self.settings.index.batch_size)
+        """Whole papers, grouped until a group holds index.write_chunks chunks."""
+        limit = self.settings.index.write_chunks
         group: list[Paper] = []
         chunks: list[list[Chunk]] = []
         size = 0

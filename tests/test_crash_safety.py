@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -147,24 +148,29 @@ def test_reader_keeps_bm25_while_an_ingest_is_running(tmp_path: Path) -> None:
 # ---- kill -9 at several points ---------------------------------------------------------
 
 
-def _dir_bytes(folder: Path) -> int:
-    total = 0
-    for p in folder.rglob("*"):
-        try:
-            if p.is_file():
-                total += p.stat().st_size
-        except OSError:  # a file replaced while we look
-            pass
-    return total
+def _stored_papers(db: Path) -> int:
+    """Paper records committed so far, read from Chroma's SQLite file without opening Chroma."""
+    path = db / "chroma.sqlite3"
+    if not path.exists():
+        return -1
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.1) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM embeddings e JOIN segments s ON e.segment_id = s.id "
+                "JOIN collections c ON s.collection = c.id WHERE c.name LIKE '%_papers'"
+            ).fetchone()
+    except sqlite3.Error:  # schema not there yet, or the writer holds the lock
+        return -1
+    return int(row[0])
 
 
-def _ingest_and_kill(cmd: list[str], env: dict[str, str], db: Path, grow_bytes: int) -> int:
-    """Run an ingest and SIGKILL it once the index has grown by `grow_bytes`; its exit code."""
+def _ingest_and_kill(cmd: list[str], env: dict[str, str], db: Path, at_least: int) -> int:
+    """Run an ingest and SIGKILL it once `at_least` more papers are stored; its exit code."""
+    start = max(0, _stored_papers(db))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    start = _dir_bytes(db) if db.exists() else 0
     deadline = time.monotonic() + 600
     while proc.poll() is None and time.monotonic() < deadline:
-        if db.exists() and _dir_bytes(db) - start >= grow_bytes:
+        if _stored_papers(db) >= start + at_least:
             os.kill(proc.pid, signal.SIGKILL)
             break
         time.sleep(0.01)
@@ -184,11 +190,16 @@ def test_ingest_killed_repeatedly_then_resumed_has_no_duplicates_or_losses(
     records = synthetic_papers(240)
     corpus.write_text("".join(json.dumps(r) + "\n" for r in records))
     db = tmp_path / "db"
-    env = {**os.environ, "PAPERCHAT_DATA_DIR": str(tmp_path / "data")}
+    # Small write groups, so a kill lands between groups as well as inside one.
+    env = {
+        **os.environ,
+        "PAPERCHAT_DATA_DIR": str(tmp_path / "data"),
+        "PAPERCHAT_INDEX_WRITE_CHUNKS": "128",
+    }
     cmd = [str(BIN / "paperchat"), "ingest", str(corpus), "--db", str(db), "--json"]
 
-    # Early (the sqlite file barely exists), after a batch or two, and well into the run.
-    codes = [_ingest_and_kill(cmd, env, db, grow) for grow in (1, 300_000, 1_500_000)]
+    # At once (as soon as the store exists), after a group is stored, and well into the run.
+    codes = [_ingest_and_kill(cmd, env, db, papers) for papers in (0, 1, 60)]
     assert codes.count(-signal.SIGKILL) >= 2, codes
 
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
