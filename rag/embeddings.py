@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from rag.settings import EmbeddingSettings
+
 MAX_MODEL_TOKENS = 256
 
 
@@ -67,11 +69,11 @@ class TorchEncoder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-def _make_encoder(backend: str, threads: int) -> Any:
+def _make_encoder(backend: str, threads: int, cache_dir: Path | None) -> Any:
     if backend == "onnx":
         from rag.onnx_encoder import OnnxEncoder
 
-        return OnnxEncoder(threads=threads)
+        return OnnxEncoder(threads=threads, cache_dir=cache_dir)
     return TorchEncoder(threads=threads)
 
 
@@ -89,13 +91,23 @@ class LocalEmbeddings(Embeddings):
         threads: int = 0,
         batch_size: int = 32,
         encoder_factory: Callable[[], Any] | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         self.backend = backend
         self.batch_size = batch_size
-        self._factory = encoder_factory or (lambda: _make_encoder(backend, threads))
+        self._factory = encoder_factory or (lambda: _make_encoder(backend, threads, cache_dir))
         self._encoder: Future[Any] | None = None
         self._start_lock = threading.Lock()
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: EmbeddingSettings) -> LocalEmbeddings:
+        return cls(
+            backend=settings.backend,
+            threads=settings.threads,
+            batch_size=settings.batch_size,
+            cache_dir=settings.cache_dir,
+        )
 
     def start_loading(self) -> None:
         """Load the model in a background thread (no-op once started)."""

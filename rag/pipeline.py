@@ -225,11 +225,7 @@ class Assistant:
 
 
 def _embeddings(settings: Settings) -> LocalEmbeddings:
-    return LocalEmbeddings(
-        backend=settings.embedding.backend,
-        threads=settings.embedding.threads,
-        batch_size=settings.embedding.batch_size,
-    )
+    return LocalEmbeddings.from_settings(settings.embedding)
 
 
 def _pieces(text: str) -> Iterator[str]:

@@ -66,6 +66,11 @@ class EmbeddingSettings(BaseSettings):
     )
     threads: int = Field(default=0, ge=0, description="CPU threads for embedding; 0 = all cores.")
     batch_size: int = Field(default=32, ge=1, description="Texts per forward pass.")
+    cache_dir: Path | None = Field(
+        default=None,
+        description="Where the ONNX copy of the model is made once; defaults to the user cache "
+        "directory (~/.cache/paperchat/onnx on Linux).",
+    )
 
 
 class RetrievalSettings(BaseSettings):

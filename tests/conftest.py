@@ -24,14 +24,21 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         disable_socket(allow_unix_socket=True)
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ONNX export per test session, never in the user's cache."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    """No OPENAI_*/PAPERCHAT_* leaks in; data goes to tmp_path."""
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_cache: Path) -> Iterator[Path]:
+    """No OPENAI_*/PAPERCHAT_* leaks in; data and caches go to tmp paths."""
     for name in list(os.environ):
         if name.startswith(("OPENAI_", "PAPERCHAT_")):
             monkeypatch.delenv(name)
     data = tmp_path / "paperchat-data"
     monkeypatch.setenv("PAPERCHAT_DATA_DIR", str(data))
+    monkeypatch.setenv("PAPERCHAT_EMBEDDING_CACHE_DIR", str(model_cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     yield data

@@ -16,16 +16,6 @@ from typing import Any
 from rag.settings import Settings
 
 
-def local_embeddings(settings: Settings) -> Any:
-    from rag.embeddings import LocalEmbeddings
-
-    return LocalEmbeddings(
-        backend=settings.embedding.backend,
-        threads=settings.embedding.threads,
-        batch_size=settings.embedding.batch_size,
-    )
-
-
 def index_missing(settings: Settings) -> bool:
     if settings.chroma_url:
         return False  # a server's emptiness is known only after connecting; open() handles it
@@ -42,9 +32,10 @@ def progress_bar() -> tuple[Callable[[int, int], None], Callable[[], None]]:
 def open_assistant(settings: Settings) -> tuple[Any, Callable[[], None] | None]:
     """(Assistant, a function that starts loading the model once the page is up, or None
     when a first run already loaded it to build the index)."""
+    from rag.embeddings import LocalEmbeddings
     from rag.pipeline import Assistant
 
-    embeddings = local_embeddings(settings)  # loads lazily
+    embeddings = LocalEmbeddings.from_settings(settings.embedding)  # loads lazily
     start_model = None if index_missing(settings) else embeddings.start_loading
     update, close = progress_bar()
     try:
