@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -13,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
+from fakes import HashEmbeddings
 
 from rag.corpus import content_hash, load_corpus
 from rag.index import WRITING, PaperIndex, chunk_paper
@@ -22,23 +21,6 @@ from rag.lexical import LexicalIndex
 from rag.settings import Settings
 
 BIN = Path(sys.executable).parent
-
-
-class HashEmbeddings:
-    """Deterministic stand-in for the model where only storage is under test."""
-
-    backend = "hash"
-
-    def embed_array(self, texts: list[str]) -> np.ndarray:
-        rows = []
-        for text in texts:
-            seed = int.from_bytes(hashlib.sha1(text.encode()).digest()[:4], "little")
-            vec = np.random.default_rng(seed).standard_normal(384).astype(np.float32)
-            rows.append(vec / np.linalg.norm(vec))
-        return np.asarray(rows, dtype=np.float32).reshape(len(texts), 384)
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.embed_array([text])[0].tolist()  # type: ignore[no-any-return]
 
 
 def _bundled(n: int | None = None) -> list:  # type: ignore[type-arg]

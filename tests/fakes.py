@@ -1,0 +1,24 @@
+"""Test doubles shared by the storage tests (the layer under test is storage, not the model)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+
+class HashEmbeddings:
+    """Deterministic stand-in for the model where only storage is under test."""
+
+    backend = "hash"
+
+    def embed_array(self, texts: list[str]) -> np.ndarray:
+        rows = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha1(text.encode()).digest()[:4], "little")
+            vec = np.random.default_rng(seed).standard_normal(384).astype(np.float32)
+            rows.append(vec / np.linalg.norm(vec))
+        return np.asarray(rows, dtype=np.float32).reshape(len(texts), 384)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_array([text])[0].tolist()  # type: ignore[no-any-return]
