@@ -199,7 +199,7 @@ class LangchainBasicConfig:
 
         # rag.index owns chromadb; its settings helper turns telemetry off, and passing the
         # bundled embeddings keeps Chroma from fetching its default model.
-        from rag.index import _chroma_settings
+        from rag.index import chroma_settings
 
         papers = list(assistant.index.all_papers())
         splitter = RecursiveCharacterTextSplitter(
@@ -217,7 +217,7 @@ class LangchainBasicConfig:
         self.store = Chroma(
             collection_name=f"eval_langchain_basic_{uuid.uuid4().hex[:8]}",
             embedding_function=embeddings,
-            client_settings=_chroma_settings(),
+            client_settings=chroma_settings(),
         )
         self.store.add_documents(docs)
         self.chunks = len(docs)

@@ -85,7 +85,7 @@ def chunk_input(paper: Paper, chunk: Chunk) -> str:
     return f"{paper.title}. {chunk.text}"
 
 
-def _chroma_settings() -> Any:
+def chroma_settings() -> Any:
     from chromadb.config import Settings as ChromaSettings
 
     return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
@@ -151,7 +151,7 @@ class PaperIndex:
         # get_or_create: a second writer must stop before either, not in the middle.
         with self.writer_lock() if create else contextlib.nullcontext():
             if not settings.chroma_url:
-                self._client = chromadb.PersistentClient(path=str(db), settings=_chroma_settings())
+                self._client = chromadb.PersistentClient(path=str(db), settings=chroma_settings())
             space = {"hnsw": {"space": "cosine"}}
             get = self._client.get_or_create_collection if create else self._get_collection
             self._chunks = get(name=f"{name}_chunks", configuration=space, embedding_function=None)
@@ -181,7 +181,7 @@ class PaperIndex:
                 host=parsed.hostname,
                 port=parsed.port or (443 if parsed.scheme == "https" else 8000),
                 ssl=parsed.scheme == "https",
-                settings=_chroma_settings(),
+                settings=chroma_settings(),
             )
         except Exception as exc:
             raise StorageError(
