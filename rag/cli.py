@@ -26,6 +26,10 @@ def _settings(args: argparse.Namespace) -> Any:
         settings.db_dir = Path(args.db)
     if getattr(args, "chroma_url", None):
         settings.chroma_url = args.chroma_url
+    if getattr(args, "llm_model", None):
+        settings.llm.model = args.llm_model
+    if getattr(args, "llm_base_url", None):
+        settings.llm.base_url = args.llm_base_url
     return settings
 
 
@@ -115,6 +119,21 @@ def _storage_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _llm_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--llm-model",
+        metavar="NAME",
+        help="chat model of an OpenAI-compatible endpoint ($PAPERCHAT_LLM_MODEL); setting it "
+        "turns the LLM on",
+    )
+    parser.add_argument(
+        "--llm-base-url",
+        metavar="URL",
+        help="the endpoint, e.g. http://127.0.0.1:8080/v1 ($OPENAI_BASE_URL; the key comes "
+        "from $OPENAI_API_KEY, never a flag, so it stays out of shell history)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="paperchat",
@@ -164,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         help='conversation so far: a JSON list of {"role": "user"|"assistant", "content": ...}',
     )
     ask.add_argument("--stream", action="store_true", help="print the answer as it is generated")
+    _llm_options(ask)
     ask.add_argument(
         "--json",
         action="store_true",
@@ -181,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 7860)")
     _storage_options(serve)
+    _llm_options(serve)
     serve.set_defaults(func=cmd_serve)
 
     try:

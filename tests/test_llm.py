@@ -633,6 +633,26 @@ def test_cli_ask_llm_json(
     assert "sk-wrong" not in out + err
 
 
+@pytest.mark.integration
+def test_cli_llm_flags_configure_the_endpoint(
+    server: FakeOpenAI,
+    bundled_db: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from rag.cli import main
+
+    server.responder = answer_with(lambda n: GOOD.format(n=n))
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    argv = ["ask", QUESTION, "--db", str(bundled_db), "--json"]
+    assert main([*argv, "--llm-model", "test-model", "--llm-base-url", server.base_url]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["mode"] == "llm", data.get("note")
+    assert data["citations"][0]["title"].startswith(SEQDIALN)
+    assert main(argv) == 0  # without the flags (and no env) nothing configures an LLM
+    assert json.loads(capsys.readouterr().out)["mode"] == "extractive"
+
+
 # -- live endpoint (opt-in) -----------------------------------------------------------------------
 @pytest.mark.live
 def test_live_endpoint_answers_with_verified_citations(
