@@ -72,7 +72,9 @@ def build_app(
         title="paperchat", analytics_enabled=False, delete_cache=(3600, 86400)
     ) as demo:
         gr.Markdown("# paperchat\nQuestions about research papers, answered from their abstracts.")
-        intro = gr.Markdown("Opening the index…", elem_id="pc-intro")
+        # Rendered into the page itself, so the intro is there on first paint; the load event
+        # below refreshes it (and the examples) for pages opened after an upload.
+        intro = gr.Markdown(service.intro_markdown(), elem_id="pc-intro")
         state = gr.State([])
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
@@ -87,6 +89,7 @@ def build_app(
                     feedback_options=("Like", "Dislike"),
                     buttons=["copy"],
                     placeholder="Ask a question below, or click an example.",
+                    examples=[{"text": q} for q in service.examples()] or None,  # type: ignore[arg-type]
                 )
                 with gr.Row():
                     question = gr.Textbox(
