@@ -92,7 +92,7 @@ class HybridRetriever:
             vector = np.asarray(self.index.embeddings.embed_query(query), dtype=np.float32)
             timings["embed"] = (time.perf_counter() - start) * 1000
             t = time.perf_counter()
-            for match in self.index.dense(vector, self.settings.candidates * 3):
+            for match in self.index.dense(vector, self.settings.candidates * 2):
                 chunk_scores[match.paper_id] = match.score
                 chunks[match.paper_id] = match.chunks
             timings["dense"] = (time.perf_counter() - t) * 1000
