@@ -4,6 +4,7 @@ No `from __future__ import annotations` here: gradio reads the /ask endpoint's s
 the real type hints of its function.
 """
 
+import importlib
 import os
 import sys
 import threading
@@ -264,7 +265,11 @@ def serve(settings: Settings) -> None:
     from ui.startup import open_assistant
 
     parse_auth(settings.auth.get_secret_value() if settings.auth else None)  # fail fast
+    # Importing gradio (1.6 s) and opening the index (0.8 s) are independent: overlap them.
+    importer = threading.Thread(target=importlib.import_module, args=("gradio",), daemon=True)
+    importer.start()
     assistant, start_model = open_assistant(settings)
+    importer.join()
     demo = build_app(ChatService(settings, assistant), on_page_load=start_model)
     where = f"http://{settings.ui.host}:{settings.ui.port}"
     launch(demo, settings, quiet=True, prevent_thread_lock=True)
