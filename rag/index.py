@@ -287,8 +287,8 @@ class PaperIndex:
             if todo:
                 self._set_generation(f"{WRITING}{_new_stamp()}")
             for group, chunks in self._batches(todo):
-                replace = [p.id for p in group if p.id in stored]
-                self._write_papers(group, chunks, replace, on_progress)
+                vectors = self._embed(group, chunks, on_progress)
+                self._store(group, chunks, vectors, [p.id for p in group if p.id in stored])
             if todo or self._generation().startswith(WRITING) or not self._lexical_current():
                 self.rebuild_lexical(stamp=True)
             report.papers = self._papers.count()
@@ -311,13 +311,12 @@ class PaperIndex:
         if group:
             yield group, chunks
 
-    def _write_papers(
+    def _embed(
         self,
         papers: list[Paper],
         chunks: list[list[Chunk]],
-        replace: list[str],
         on_progress: Callable[[int], None] | None = None,
-    ) -> None:
+    ) -> np.ndarray:
         inputs = [chunk_input(p, c) for p, cs in zip(papers, chunks, strict=True) for c in cs]
         # Embedded in steps of index.batch_size chunks so progress moves while a group is
         # embedded; a paper counts once its last chunk is (it is stored just after).
@@ -330,7 +329,12 @@ class PaperIndex:
             if on_progress and complete > reported:
                 on_progress(complete - reported)
                 reported = complete
-        vectors = np.concatenate(parts) if parts else np.zeros((0, 384), dtype=np.float32)
+        return np.concatenate(parts) if parts else np.zeros((0, 384), dtype=np.float32)
+
+    def _store(
+        self, papers: list[Paper], chunks: list[list[Chunk]], vectors: np.ndarray, replace: list[str]
+    ) -> None:
+        """Chunks first, then the paper records: a record means its chunks are all stored."""
         if replace:
             self._chunks.delete(where={"paper_id": {"$in": replace}})
         flat = [c for cs in chunks for c in cs]
@@ -401,9 +405,8 @@ class PaperIndex:
         found, so several app servers rebuilding never make each other rebuild again.
         """
         generation = _new_stamp() if stamp else self._generation()
-        papers = list(self.all_papers())
-        lexical = LexicalIndex.build(
-            [p.id for p in papers], [(p.title, p.abstract) for p in papers], generation
+        lexical = LexicalIndex.from_records(
+            ((p.id, p.title, p.abstract) for p in self.all_papers()), generation
         )
         try:
             lexical.save(self._lexical_path)
