@@ -48,7 +48,7 @@ def chunk_paper(
     paper: Paper, max_tokens: int, count: Callable[[str], int] = count_tokens
 ) -> list[Chunk]:
     """Sentence-aligned chunks of about `max_tokens`, overlapping by one sentence."""
-    sentences = split_sentences(paper.abstract) or [paper.abstract]
+    sentences = abstract_sentences(paper.abstract)
     sizes = _count_all(sentences) if count is count_tokens else [count(s) for s in sentences]
     chunks: list[list[int]] = []
     current: list[int] = []
@@ -69,9 +69,28 @@ def chunk_paper(
             paper_id=paper.id,
             position=n,
             text=" ".join(sentences[i] for i in members),
+            first=members[0],
+            last=members[-1],
         )
         for n, members in enumerate(chunks)
     ]
+
+
+def abstract_sentences(abstract: str) -> list[str]:
+    return split_sentences(abstract) or [abstract]
+
+
+# What the dense search returns per chunk: its sentence span, or (indexes written before
+# spans were stored) its text.
+ChunkRef = tuple[int, int] | str
+
+
+def chunk_text(abstract: str, ref: ChunkRef) -> str:
+    """A chunk's text from its paper's abstract: exactly what `chunk_paper` produced."""
+    if isinstance(ref, str):
+        return ref
+    first, last = ref
+    return " ".join(abstract_sentences(abstract)[first : last + 1])
 
 
 def _count_all(sentences: list[str]) -> list[int]:
@@ -112,7 +131,7 @@ def _new_stamp() -> str:
 class DenseMatch:
     paper_id: str
     score: float
-    chunks: list[str]
+    chunks: list[ChunkRef]
 
 
 class PaperIndex:
@@ -332,17 +351,25 @@ class PaperIndex:
         return np.concatenate(parts) if parts else np.zeros((0, 384), dtype=np.float32)
 
     def _store(
-        self, papers: list[Paper], chunks: list[list[Chunk]], vectors: np.ndarray, replace: list[str]
+        self,
+        papers: list[Paper],
+        chunks: list[list[Chunk]],
+        vectors: np.ndarray,
+        replace: list[str],
     ) -> None:
         """Chunks first, then the paper records: a record means its chunks are all stored."""
         if replace:
             self._chunks.delete(where={"paper_id": {"$in": replace}})
         flat = [c for cs in chunks for c in cs]
+        # No chunk text: it is rebuilt from the abstract, and Chroma's full-text index over
+        # documents made a write 2.6x slower (12.5k chunks: 9.8 s vs 3.8 s).
         self._chunks.upsert(
             ids=[c.id for c in flat],
             embeddings=vectors,
-            documents=[c.text for c in flat],
-            metadatas=[{"paper_id": c.paper_id, "position": c.position} for c in flat],
+            metadatas=[
+                {"paper_id": c.paper_id, "position": c.position, "first": c.first, "last": c.last}
+                for c in flat
+            ],
         )
         paper_vectors, offset = [], 0
         for cs in chunks:
@@ -485,11 +512,12 @@ class PaperIndex:
         ):
             pid = str(meta["paper_id"])
             score = 1.0 - float(dist)
+            ref: ChunkRef = doc if doc is not None else (int(meta["first"]), int(meta["last"]))
             match = by_paper.get(pid)
             if match is None:
-                by_paper[pid] = DenseMatch(pid, score, [doc])
+                by_paper[pid] = DenseMatch(pid, score, [ref])
             else:
-                match.chunks.append(doc)
+                match.chunks.append(ref)
         return sorted(by_paper.values(), key=lambda m: m.score, reverse=True)
 
     def papers(self, ids: Sequence[str]) -> dict[str, Paper]:

@@ -39,9 +39,7 @@ class LexicalIndex:
         )
 
     @classmethod
-    def from_records(
-        cls, records: Iterable[tuple[str, str, str]], generation: str
-    ) -> LexicalIndex:
+    def from_records(cls, records: Iterable[tuple[str, str, str]], generation: str) -> LexicalIndex:
         """BM25 over (id, title, abstract) records, read one at a time.
 
         Each paper's terms become a compact int32 array against one shared vocabulary, so

@@ -14,9 +14,11 @@ scripts/bench_embeddings.py):
   ~1.5); a per-tensor activation scale there costs ~0.006 cosine (min 0.989). It gets 8-bit
   block-wise weights with int8 activations quantised per block of 128 (MatMulNBits,
   accuracy_level 4), which is lossless to 1e-4 and still faster than fp32.
-- Texts sorted by length and run in batches of <= 1024 padded tokens, each padded to its own
-  longest text: the activations stay in cache (2 threads: 221 texts/s vs 178 for 32 x 120).
-Result on 2 cores, 785 chunk inputs: 216 texts/s vs 55 for torch fp32 (3.9x), min cosine 0.994.
+- Texts sorted by length and run in batches of <= 512 padded tokens, each padded to its own
+  longest text: the activations stay in cache.
+- One single-threaded run per core, batches in parallel, rather than one run split across
+  cores: no per-operator synchronisation (2 cores: 234 texts/s vs 207 for one 2-thread run).
+Result on 2 cores, 785 chunk inputs: 234 texts/s vs 55 for torch fp32 (4.3x), min cosine 0.994.
 int8 activations get one scale per batch, so a vector moves slightly (cosine > 0.99) with the
 texts it is batched with.
 """
@@ -32,6 +34,7 @@ import tempfile
 import threading
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +47,8 @@ logger = logging.getLogger(__name__)
 RECIPE = "minilm-int8-v1"  # bump whenever the export/quantisation below changes
 MODEL_FILE = "model.onnx"
 _HASHED_FILES = ("model.safetensors", "config.json")
-# Padded tokens (texts x width) per forward pass; measured best of 512..all-in-one.
-_MAX_BATCH_TOKENS = 1024
+# Padded tokens (texts x width) per forward pass; measured best of 256..2048.
+_MAX_BATCH_TOKENS = 512
 _BLOCK = 128  # MatMulNBits block along K: divides both 384 and 1536
 _build_lock = threading.Lock()
 
@@ -251,8 +254,10 @@ class OnnxEncoder:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(MAX_MODEL_TOKENS)
 
+        self._workers = threads or os.cpu_count() or 1
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="onnx")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.intra_op_num_threads = 1  # parallel across batches instead (see above)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # ORT's warnings go to stderr unasked
@@ -269,8 +274,12 @@ class OnnxEncoder:
         if not texts:
             return out
         ids = [encoding.ids for encoding in self._tokenizer.encode_batch(texts)]
-        for batch in _batches([len(i) for i in ids], batch_size):
-            out[batch] = self._run([ids[i] for i in batch])
+        batches = _batches([len(i) for i in ids], batch_size)
+        # InferenceSession.run is thread-safe and releases the GIL.
+        run = self._pool.map if len(batches) > 1 else map
+        results = run(lambda batch: self._run([ids[i] for i in batch]), batches)
+        for batch, vectors in zip(batches, results, strict=True):
+            out[batch] = vectors
         return out
 
     def _run(self, ids: list[list[int]]) -> np.ndarray:

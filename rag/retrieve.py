@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rag.index import PaperIndex
+from rag.index import ChunkRef, PaperIndex, chunk_text
 from rag.settings import RetrievalSettings
 from rag.types import Hit, Turn
 
@@ -86,7 +86,7 @@ class HybridRetriever:
         query = contextualize(question, history)
         chunk_scores: dict[str, float] = {}
         paper_scores: dict[str, float] = {}
-        chunks: dict[str, list[str]] = {}
+        chunks: dict[str, list[ChunkRef]] = {}
         vector = None
         if mode in ("hybrid", "dense"):
             vector = np.asarray(self.index.embeddings.embed_query(query), dtype=np.float32)
@@ -130,7 +130,7 @@ class HybridRetriever:
                 score=fused[pid],
                 dense=chunk_scores.get(pid, 0.0),
                 lexical=lexical_scores.get(pid, 0.0),
-                evidence=chunks.get(pid, []),
+                evidence=[chunk_text(papers[pid].abstract, c) for c in chunks.get(pid, [])],
             )
             for pid in ranked
             if pid in papers

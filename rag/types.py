@@ -25,6 +25,9 @@ class Chunk:
     paper_id: str
     position: int
     text: str
+    # Sentence span in the abstract: the stored index keeps these, not the text.
+    first: int = 0
+    last: int = 0
 
 
 @dataclass

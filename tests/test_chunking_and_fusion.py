@@ -1,6 +1,6 @@
-from rag.corpus import make_paper
+from rag.corpus import load_corpus, make_paper
 from rag.embeddings import MAX_MODEL_TOKENS, count_tokens
-from rag.index import chunk_input, chunk_paper
+from rag.index import chunk_input, chunk_paper, chunk_text
 from rag.retrieve import contextualize, fuse, needs_history
 from rag.text import split_sentences
 from rag.types import Turn
@@ -31,6 +31,17 @@ def test_chunks_fit_the_model_and_overlap_by_a_sentence() -> None:
         assert split_sentences(first.text)[-1] == split_sentences(second.text)[0]
     covered = {s for c in chunks for s in split_sentences(c.text)}
     assert covered == set(sentences)
+
+
+def test_chunk_text_is_rebuilt_exactly_from_the_abstract_and_span() -> None:
+    # The index stores each chunk's sentence span, not its text: the evidence shown and
+    # the text embedded must be the same string.
+    papers, _ = load_corpus(None, "{query}")
+    empty = make_paper("T", "no sentence break here", source="t", search_url_template="{query}")
+    for paper in [*papers, empty]:
+        for chunk in chunk_paper(paper, 120):
+            assert chunk_text(paper.abstract, (chunk.first, chunk.last)) == chunk.text
+    assert chunk_text("ignored", "text stored by an older index") == "text stored by an older index"
 
 
 def test_short_abstract_is_one_chunk() -> None:
