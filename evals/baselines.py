@@ -24,20 +24,13 @@ from typing import Any, Protocol
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from evals.configs import BASELINES
 from evals.sets import EvalQuestion
 from rag.errors import InputError
 from rag.pipeline import Assistant
 from rag.types import Answer
 
 RANK_DEPTH = 20
-BASELINES = ("bm25", "dense", "langchain_basic")
-CONFIG_NOTES = {
-    "default": "paperchat as shipped: Assistant.ask (hybrid retrieval, history, abstention)",
-    "bm25": "BM25 only (HybridRetriever mode=lexical) + the extractive answer over its hits",
-    "dense": "dense only (HybridRetriever mode=dense) + the extractive answer over its hits",
-    "langchain_basic": "RecursiveCharacterTextSplitter(1000/200) chunks of abstracts in Chroma, "
-    "similarity_search k=4, no fusion, no history; answer = the retrieved chunks",
-}
 # Textbook splitter parameters (the LangChain tutorials' defaults for prose).
 LANGCHAIN_CHUNK_SIZE = 1000
 LANGCHAIN_CHUNK_OVERLAP = 200

@@ -157,7 +157,7 @@ def _settings_for(spec: dict[str, Any]) -> Settings:
 
 
 def _questions() -> list[tuple[str, list[Any]]]:
-    from rag.pipeline import parse_history
+    from rag.inputs import parse_history
 
     path = Path(__file__).parent / "sets" / "dev.jsonl"
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from evals.baselines import BASELINES
+from evals.configs import BASELINES
 from evals.metrics import LOWER_IS_BETTER, METRIC_HELP, METRIC_KEYS
 from rag.errors import InputError
 

@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from evals.baselines import CONFIG_NOTES, Config, Outcome, build_config
+from evals.baselines import Config, Outcome, build_config
+from evals.configs import CONFIG_NOTES
 from evals.metrics import aggregate, mistakes, percentile, score_question
 from evals.sets import EvalQuestion, EvalSet, check_gold_titles
 from rag.pipeline import Assistant

@@ -17,7 +17,7 @@ from typing import Any
 
 from rag.corpus import normalize_title
 from rag.errors import EvalSetError, InputError
-from rag.pipeline import parse_history
+from rag.inputs import parse_history
 from rag.types import Turn
 
 QUESTION_TYPES = ("paraphrase", "keyword", "multi", "unanswerable", "followup")

@@ -56,7 +56,7 @@ def _open_assistant(args: argparse.Namespace) -> Any:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from rag.citations import format_sources
-    from rag.pipeline import load_history
+    from rag.inputs import load_history
     from rag.types import Answer
 
     history = load_history(Path(args.history)) if args.history else []

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import threading
 import time
@@ -32,10 +31,10 @@ import numpy as np
 from rag.corpus import content_hash
 from rag.embeddings import LocalEmbeddings, _tokenizer, count_tokens
 from rag.errors import IndexBusyError, IndexMissingError, StorageError
-from rag.lexical import LexicalIndex
+from rag.lexical import LexicalIndex, lexical_path
 from rag.settings import Settings
 from rag.text import split_sentences
-from rag.types import Chunk, IngestReport, Paper
+from rag.types import Chunk, CorpusSummary, IngestReport, Paper
 
 _GET_PAGE = 2000
 # Stamp of an ingest in progress (or one that died): readers keep what they have meanwhile.
@@ -149,11 +148,10 @@ class PaperIndex:
         self._lexical_guard = threading.Lock()
         self._checked_at = time.monotonic()
         name = settings.index.collection
+        self._lexical_path = lexical_path(settings)
         if settings.chroma_url:
             self.location = settings.chroma_url
             self._client = self._http_client(chromadb, settings.chroma_url)
-            key = hashlib.sha1(f"{settings.chroma_url}|{name}".encode()).hexdigest()[:12]
-            self._lexical_path = settings.data_dir / "cache" / key / "lexical.pkl"
         else:
             db = settings.resolved_db_dir
             self.location = str(db)
@@ -162,7 +160,6 @@ class PaperIndex:
                     f"No index at {db}. Build it with `paperchat ingest` (the bundled corpus) "
                     "or `paperchat ingest PATH` for your own papers."
                 )
-            self._lexical_path = db / "lexical.pkl"
             self._lock_path = db / ".ingest.lock"
             if create:
                 self._ensure_writable(db)
@@ -432,9 +429,7 @@ class PaperIndex:
         found, so several app servers rebuilding never make each other rebuild again.
         """
         generation = _new_stamp() if stamp else self._generation()
-        lexical = LexicalIndex.from_records(
-            ((p.id, p.title, p.abstract) for p in self.all_papers()), generation
-        )
+        lexical = LexicalIndex.from_papers(self.all_papers(), generation)
         try:
             lexical.save(self._lexical_path)
         except OSError:
@@ -495,6 +490,10 @@ class PaperIndex:
 
     def count(self) -> int:
         return int(self._papers.count())
+
+    def summary(self) -> CorpusSummary:
+        """Paper count, source files and a few titles, kept with (and as current as) BM25."""
+        return self.lexical.summary
 
     def dense(self, vector: np.ndarray, n_chunks: int) -> list[DenseMatch]:
         """Papers of the nearest chunks, best chunk score first (cosine similarity)."""

@@ -1,22 +1,28 @@
-"""BM25 over title + abstract of every paper, persisted as one file written atomically."""
+"""BM25 over title + abstract of every paper and the corpus summary, each file written atomically."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import pickle
 import tempfile
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
+from rag.settings import Settings
 from rag.text import stems
+from rag.types import CorpusSummary, Paper
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: with the corpus summary
+# Beside the BM25 file: the summary alone, readable without unpickling BM25 (or Chroma).
+SUMMARY_FILE = "summary.json"
 
 
 def paper_terms(title: str, abstract: str) -> list[str]:
@@ -30,17 +36,19 @@ class LexicalIndex:
     generation: str
     _bm25: Any
     doc_freq: dict[str, int]
+    summary: CorpusSummary
 
     @classmethod
     def build(cls, ids: list[str], texts: list[tuple[str, str]], generation: str) -> LexicalIndex:
-        return cls.from_records(
-            ((pid, title, abstract) for pid, (title, abstract) in zip(ids, texts, strict=True)),
-            generation,
+        papers = (
+            Paper(id=pid, title=title, abstract=abstract, url="")
+            for pid, (title, abstract) in zip(ids, texts, strict=True)
         )
+        return cls.from_papers(papers, generation)
 
     @classmethod
-    def from_records(cls, records: Iterable[tuple[str, str, str]], generation: str) -> LexicalIndex:
-        """BM25 over (id, title, abstract) records, read one at a time.
+    def from_papers(cls, papers: Iterable[Paper], generation: str) -> LexicalIndex:
+        """BM25 (and the corpus summary) over papers read one at a time.
 
         Each paper's terms become a compact int32 array against one shared vocabulary, so
         memory grows by ~4 bytes per term instead of a Python string list per paper (at
@@ -52,16 +60,18 @@ class LexicalIndex:
         vocab: dict[str, int] = {}
         docs: list[array[int]] = []
         doc_freq: dict[str, int] = {}
-        for pid, title, abstract in records:
-            terms = paper_terms(title, abstract) or ["_"]
-            ids.append(pid)
+        summary = CorpusSummary()
+        for paper in papers:
+            terms = paper_terms(paper.title, paper.abstract) or ["_"]
+            ids.append(paper.id)
             docs.append(array("i", [vocab.setdefault(t, len(vocab)) for t in terms]))
             for term in set(terms):
                 doc_freq[term] = doc_freq.get(term, 0) + 1
+            summary.add(paper)
         bm25 = bm25s.BM25()
         if docs:
             bm25.index((docs, vocab), show_progress=False)
-        return cls(ids=ids, generation=generation, _bm25=bm25, doc_freq=doc_freq)
+        return cls(ids, generation, bm25, doc_freq, summary)
 
     @cached_property
     def positions(self) -> dict[str, int]:
@@ -81,28 +91,71 @@ class LexicalIndex:
         return np.asarray(self._bm25.get_scores(terms), dtype=np.float32)
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".lexical-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                pickle.dump(
-                    (FORMAT_VERSION, self.ids, self.generation, self._bm25, self.doc_freq), handle
-                )
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        fields = (
+            FORMAT_VERSION,
+            self.ids,
+            self.generation,
+            self._bm25,
+            self.doc_freq,
+            self.summary,
+        )
+        _atomic_write(path, lambda handle: pickle.dump(fields, handle))
+        summary = json.dumps({"generation": self.generation, **self.summary.to_json()})
+        _atomic_write(path.with_name(SUMMARY_FILE), lambda handle: handle.write(summary.encode()))
 
     @classmethod
     def load(cls, path: Path) -> LexicalIndex | None:
         """The saved index, or None when it is missing, unreadable or of another format."""
         try:
             with path.open("rb") as handle:
-                version, ids, generation, bm25, doc_freq = pickle.load(handle)
+                version, *fields = pickle.load(handle)
         except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError):
             return None
         if version != FORMAT_VERSION:
             return None
-        return cls(ids=ids, generation=generation, _bm25=bm25, doc_freq=doc_freq)
+        return cls(*fields)
+
+    @staticmethod
+    def saved_summary(path: Path) -> CorpusSummary | None:
+        """The summary saved with the BM25 file at `path`, if there is a readable one.
+
+        Not checked against the store: as current as the last BM25 build on this machine.
+        """
+        try:
+            data = json.loads(path.with_name(SUMMARY_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return CorpusSummary.from_json(data)
+
+
+def lexical_path(settings: Settings) -> Path:
+    """Where the BM25 file (and the corpus summary beside it) lives for these settings."""
+    if settings.chroma_url:
+        key = f"{settings.chroma_url}|{settings.index.collection}"
+        return (
+            settings.data_dir
+            / "cache"
+            / hashlib.sha1(key.encode()).hexdigest()[:12]
+            / "lexical.pkl"
+        )
+    return settings.resolved_db_dir / "lexical.pkl"
+
+
+def saved_summary(settings: Settings) -> CorpusSummary | None:
+    """The corpus summary saved by the last BM25 build, read without opening the store."""
+    return LexicalIndex.saved_summary(lexical_path(settings))
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Temp file in the same folder, fsync, rename: readers see the old file or the new."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

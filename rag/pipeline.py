@@ -7,7 +7,6 @@ through here, so what is measured is what users get.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -18,51 +17,12 @@ from rag.corpus import load_corpus
 from rag.embeddings import LocalEmbeddings
 from rag.errors import InputError, PaperchatError
 from rag.index import PaperIndex
+from rag.inputs import parse_history, validate_question
 from rag.retrieve import HybridRetriever, Retrieval
 from rag.settings import Settings
 from rag.types import Answer, IngestReport, Turn
 
 StreamEvent = str | Answer
-
-
-def validate_question(question: str, max_chars: int) -> str:
-    text = (question or "").strip()
-    if not text:
-        raise InputError("The question is empty. Type a question about the papers.")
-    if len(text) > max_chars:
-        raise InputError(
-            f"The question is {len(text)} characters long; the limit is {max_chars}. "
-            "Shorten it to the part you want answered."
-        )
-    return text
-
-
-def parse_history(raw: Any) -> list[Turn]:
-    """A JSON list of {"role": "user"|"assistant", "content": str} -> turns."""
-    if not isinstance(raw, list):
-        raise InputError('History must be a JSON list of {"role", "content"} objects.')
-    turns = []
-    for n, item in enumerate(raw, start=1):
-        if (
-            not isinstance(item, dict)
-            or item.get("role") not in ("user", "assistant")
-            or not isinstance(item.get("content"), str)
-        ):
-            raise InputError(
-                f'History item {n} must be {{"role": "user" or "assistant", "content": "..."}}.'
-            )
-        turns.append(Turn(role=item["role"], content=item["content"]))
-    return turns
-
-
-def load_history(path: Path) -> list[Turn]:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"Cannot read the history file {path}: {exc.strerror}.") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"The history file {path} is not valid JSON: {exc}.") from exc
-    return parse_history(raw)
 
 
 class Assistant:
@@ -127,7 +87,9 @@ class Assistant:
             return "llm" if self.settings.llm.configured else "extractive"
         return mode
 
-    def retrieve(self, question: str, history: Sequence[Turn] = (), k: int | None = None) -> Retrieval:
+    def retrieve(
+        self, question: str, history: Sequence[Turn] = (), k: int | None = None
+    ) -> Retrieval:
         question = validate_question(question, self.settings.answer.max_question_chars)
         self.index.maybe_refresh()  # another process may have ingested since
         return self.retriever.retrieve(question, history, k)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -107,3 +109,48 @@ class IngestReport:
             f"Indexed {self.papers} papers ({self.new} new, {self.updated} updated, "
             f"{self.unchanged} unchanged; {self.chunks} chunks)."
         )
+
+
+@dataclass
+class CorpusSummary:
+    """What a front end says about the corpus: paper count, source files, a few titles.
+
+    Built with the BM25 index (which reads every paper anyway) and saved beside it, so
+    reading it costs nothing even at 100k papers.
+    """
+
+    papers: int = 0
+    sources: Counter[str] = field(default_factory=Counter)
+    sample_titles: list[str] = field(default_factory=list)
+
+    def add(self, paper: Paper) -> None:
+        self.papers += 1
+        # A paper merged from several files lists them all.
+        for name in (paper.source or "").split(", "):
+            if name:
+                self.sources[name] += 1
+        if len(self.sample_titles) < 3:
+            self.sample_titles.append(paper.title)
+
+    @classmethod
+    def of(cls, papers: Iterable[Paper]) -> CorpusSummary:
+        summary = cls()
+        for paper in papers:
+            summary.add(paper)
+        return summary
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "papers": self.papers,
+            "sources": dict(self.sources),
+            "sample_titles": self.sample_titles,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> CorpusSummary | None:
+        """The summary in `data`, or None when it is not one (e.g. a damaged file)."""
+        try:
+            sources = Counter({str(k): int(v) for k, v in dict(data["sources"]).items()})
+            return cls(int(data["papers"]), sources, [str(t) for t in data["sample_titles"]])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None

@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from rag.pipeline import Assistant, parse_history
+from rag.inputs import parse_history
+from rag.pipeline import Assistant
 from rag.settings import Settings
 
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3

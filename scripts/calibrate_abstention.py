@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from rag.answer import support
-from rag.pipeline import Assistant, parse_history
+from rag.inputs import parse_history
+from rag.pipeline import Assistant
 from rag.settings import Settings
 
 assistant = Assistant.open(Settings())

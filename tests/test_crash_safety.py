@@ -17,7 +17,7 @@ from fakes import HashEmbeddings
 
 from rag.corpus import content_hash, load_corpus
 from rag.index import WRITING, PaperIndex, chunk_paper
-from rag.lexical import LexicalIndex
+from rag.lexical import SUMMARY_FILE, LexicalIndex
 from rag.settings import Settings
 
 BIN = Path(sys.executable).parent
@@ -68,6 +68,7 @@ def test_failed_save_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Monk
     good = LexicalIndex.build(["a"], [("title", "an abstract about graphs")], "g1")
     good.save(path)
     before = path.read_bytes()
+    summary_before = (tmp_path / SUMMARY_FILE).read_bytes()
 
     def torn(obj: object, handle, *args: object, **kwargs: object) -> None:  # type: ignore[no-untyped-def]
         handle.write(b"partial")
@@ -78,7 +79,17 @@ def test_failed_save_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(OSError):
         newer.save(path)
     assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["lexical.pkl"]
+    assert (tmp_path / SUMMARY_FILE).read_bytes() == summary_before  # still the old pair
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lexical.pkl", SUMMARY_FILE]
+    assert LexicalIndex.saved_summary(path).papers == 1  # type: ignore[union-attr]
+
+
+def test_saved_summary_is_none_when_missing_or_damaged(tmp_path: Path) -> None:
+    path = tmp_path / "lexical.pkl"
+    assert LexicalIndex.saved_summary(path) is None
+    for damaged in ("{not json", '{"papers": "many"}', "[]"):
+        (tmp_path / SUMMARY_FILE).write_text(damaged)
+        assert LexicalIndex.saved_summary(path) is None
 
 
 def test_interrupted_writer_stamp_makes_next_ingest_rebuild(tmp_path: Path) -> None:

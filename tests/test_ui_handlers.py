@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rag.errors import CorpusError, InputError, LLMError
+from rag.errors import CorpusError, InputError, LLMError, StorageError
 from rag.settings import Settings
-from rag.types import Answer, Citation, Hit, IngestReport, Paper, Turn
+from rag.types import Answer, Citation, CorpusSummary, Hit, IngestReport, Paper, Turn
 from ui import render
-from ui.handlers import ChatService, CorpusSummary, history_of, parse_auth
+from ui.handlers import ChatService, history_of, parse_auth
 from ui.render import Exchange
 
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2"> ${7*7} {{x}}'
@@ -71,6 +72,10 @@ class FakeIndex:
         self.reads += 1
         yield from self.papers
 
+    def summary(self) -> CorpusSummary:
+        self.reads += 1
+        return CorpusSummary.of(self.papers)
+
 
 class FakeAssistant:
     """Yields scripted pieces then a scripted Answer (or raises), recording each call."""
@@ -105,7 +110,10 @@ class FakeAssistant:
         if paths[0].name.startswith("bad"):
             raise CorpusError(f"{paths[0]}, line 1: not valid JSON. Fix that line.")
         self.index.papers.append(
-            Paper(id="new", title="Brand new", abstract="New.", url="https://x.org", source="f")
+            Paper(
+                id="new", title="Brand new", abstract="New.", url="https://x.org",
+                source=paths[0].name,  # as load_corpus names a paper's source
+            )
         )
         return IngestReport(papers=len(self.index.papers), new=1, chunks=9)
 
@@ -321,9 +329,32 @@ def test_intro_names_the_corpus_and_reads_it_once(settings: Settings) -> None:
     assert "**3 papers** from 2 source files (page\\_a.txt, page\\_b.txt)" in intro
     service.intro_markdown()
     service.examples()
-    assert fake.index.reads <= 2  # summary once; examples may read a few titles
-    summary = CorpusSummary.from_index(fake.index)
+    assert fake.index.reads == 1
+    summary = CorpusSummary.of(fake.index.papers)
     assert summary.sources == {"page_a.txt": 2, "page_b.txt": 2}
+    assert service.examples() == [f"What does “{p.title}” propose?" for p in fake.index.papers]
+
+
+def test_page_shows_a_saved_summary_while_the_assistant_is_still_opening(
+    settings: Settings,
+) -> None:
+    # serve builds the page from the summary saved beside the index; questions wait for
+    # the assistant, and a failure to open it is shown as its message.
+    opening: Future[Any] = Future()
+    saved = CorpusSummary.of([SEQ, OTHER])
+    service = ChatService(settings, opening, summary=saved)
+    assert "**2 papers** from 2 source files" in service.intro_markdown()
+    assert service.examples()[0] == f"What does “{SEQ.title}” propose?"
+    fake = FakeAssistant(settings, answer_for("Answer [1].", [SEQ], [SEQ]))
+    threading.Timer(0.2, opening.set_result, [fake]).start()
+    views = list(service.respond("What is SeqDialN?", [], "extractive", 5))
+    assert views[-1].done and "Answer" in views[-1].messages[-1]["content"]
+
+    failed: Future[Any] = Future()
+    failed.set_exception(StorageError("Cannot open the index (boom). Rebuild it."))
+    views = list(ChatService(settings, failed, summary=saved).respond("Q?", [], "auto", 5))
+    assert "Cannot open the index" in views[-1].messages[-1]["content"]
+    assert "Traceback" not in views[-1].messages[-1]["content"]
 
 
 @pytest.mark.integration

@@ -140,10 +140,12 @@ def test_login_is_required_when_auth_is_set(
         demo.close()
 
 
+@pytest.mark.parametrize("saved_summary", [True, False], ids=["summary-saved", "no-summary"])
 def test_paperchat_serve_answers_once_the_model_has_loaded(
-    bundled_db: Path, tmp_path: Path
+    bundled_db: Path, tmp_path: Path, saved_summary: bool
 ) -> None:
-    """The real entry point: the page comes up before the model, and /ask waits for it."""
+    """The real entry point: the page comes up before the model (and, with the corpus
+    summary saved beside the index, before the index opens); /ask waits for them."""
     import os
     import shutil
     import subprocess
@@ -155,6 +157,9 @@ def test_paperchat_serve_answers_once_the_model_has_loaded(
 
     db = tmp_path / "db"
     shutil.copytree(bundled_db, db)
+    assert (db / "summary.json").is_file()
+    if not saved_summary:  # as an index written before summaries were saved
+        (db / "summary.json").unlink()
     port = free_port()
     env = {**os.environ, "PAPERCHAT_DATA_DIR": str(tmp_path / "data")}
     paperchat = str(Path(sys.executable).parent / "paperchat")

@@ -4,7 +4,6 @@ No `from __future__ import annotations` here: gradio reads the /ask endpoint's s
 the real type hints of its function.
 """
 
-import importlib
 import os
 import sys
 import threading
@@ -35,8 +34,8 @@ CSS = """
 .pc-llm-off label:has(input[value="llm"]) { opacity: 0.45; pointer-events: none; }
 """
 
-# Seconds after the server starts before the model loads if no page has been opened.
-MODEL_LOAD_DELAY_S = 2.0
+# Seconds after the server starts before the index and model load if no page was opened.
+BACKGROUND_START_DELAY_S = 2.0
 
 MODE_CHOICES = [("Auto", "auto"), ("Extractive", "extractive"), ("LLM", "llm")]
 MODE_CHOICES_LLM_OFF = [*MODE_CHOICES[:2], ("LLM (not configured)", "llm")]
@@ -265,19 +264,17 @@ def serve(settings: Settings) -> None:
     from ui.startup import open_assistant
 
     parse_auth(settings.auth.get_secret_value() if settings.auth else None)  # fail fast
-    # Importing gradio (1.6 s) and opening the index (0.8 s) are independent: overlap them.
-    importer = threading.Thread(target=importlib.import_module, args=("gradio",), daemon=True)
-    importer.start()
-    assistant, start_model = open_assistant(settings)
-    importer.join()
-    demo = build_app(ChatService(settings, assistant), on_page_load=start_model)
+    assistant, summary, start_background = open_assistant(settings)
+    demo = build_app(
+        ChatService(settings, assistant, summary=summary), on_page_load=start_background
+    )
     where = f"http://{settings.ui.host}:{settings.ui.port}"
     launch(demo, settings, quiet=True, prevent_thread_lock=True)
     print(f"paperchat: serving on {where} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    if start_model:
-        # Loading the model competes with serving the first page for the interpreter, so it
-        # starts when that page has loaded, or after a moment when nobody opens one.
-        timer = threading.Timer(MODEL_LOAD_DELAY_S, start_model)
-        timer.daemon = True
-        timer.start()
+    # Opening the index and loading the model compete with serving the first page for the
+    # interpreter, so they start when that page has loaded, or after a moment when nobody
+    # opens one.
+    timer = threading.Timer(BACKGROUND_START_DELAY_S, start_background)
+    timer.daemon = True
+    timer.start()
     demo.block_thread()

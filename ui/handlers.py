@@ -15,17 +15,17 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rag.corpus import bundled_corpus_paths
 from rag.errors import InputError, PaperchatError
-from rag.pipeline import parse_history
-from rag.types import Answer, Turn
+from rag.inputs import parse_history
+from rag.types import Answer, CorpusSummary, Turn
 from ui import render
 from ui.render import Exchange
 
@@ -40,23 +40,6 @@ BUNDLED_EXAMPLES = (
 )
 
 _feedback_lock = threading.Lock()
-
-
-@dataclass
-class CorpusSummary:
-    """What the intro says about the corpus; computed once, updated by ingests."""
-
-    papers: int
-    sources: Counter[str] = field(default_factory=Counter)
-
-    @classmethod
-    def from_index(cls, index: Any) -> CorpusSummary:
-        sources: Counter[str] = Counter()
-        for paper in index.all_papers():
-            for name in (paper.source or "").split(", "):
-                if name:
-                    sources[name] += 1
-        return cls(papers=int(index.count()), sources=sources)
 
 
 @dataclass
@@ -107,26 +90,35 @@ class ChatService:
         assistant: Any,
         *,
         export_dir: Path | None = None,
+        summary: CorpusSummary | None = None,
     ) -> None:
+        """`assistant` may be a Future while the index opens; `summary` (e.g. the one saved
+        beside the index) lets the page show the corpus before that."""
         self.settings = settings
-        self.assistant = assistant
+        self._assistant = assistant
         self.feedback_path = Path(settings.data_dir) / "feedback.jsonl"
         self.export_dir = export_dir or Path(tempfile.gettempdir()) / "paperchat-exports"
         self._ingest_lock = threading.Lock()
         self._summary_lock = threading.Lock()
-        self._summary: CorpusSummary | None = None
+        self._summary = summary
 
     # ---- the assistant and the corpus ------------------------------------------------
+
+    @property
+    def assistant(self) -> Any:
+        """The Assistant; waits for it (raising what opening it raised) if still opening."""
+        if isinstance(self._assistant, Future):
+            return self._assistant.result()
+        return self._assistant
 
     @property
     def llm_configured(self) -> bool:
         return bool(self.settings.llm.configured)
 
     def summary(self) -> CorpusSummary:
-        # Reading every paper's source is O(papers); do it once, not on every page load.
         with self._summary_lock:
             if self._summary is None:
-                self._summary = CorpusSummary.from_index(self.assistant.index)
+                self._summary = self.assistant.index.summary()
             return self._summary
 
     def intro_markdown(self) -> str:
@@ -153,8 +145,7 @@ class ChatService:
         bundled = {p.name for p in bundled_corpus_paths()}
         if bundled and bundled <= set(summary.sources):
             return list(BUNDLED_EXAMPLES)
-        titles = [p.title for _, p in zip(range(3), self.assistant.index.all_papers(), strict=False)]
-        return [f"What does “{t}” propose?" for t in titles]
+        return [f"What does “{t}” propose?" for t in summary.sample_titles]
 
     # ---- answering -------------------------------------------------------------------
 
@@ -326,10 +317,7 @@ class ChatService:
             with self._ingest_lock:
                 report = self.assistant.ingest([file])
                 with self._summary_lock:
-                    if self._summary is not None:
-                        self._summary.papers = report.papers
-                        if report.new:
-                            self._summary.sources[name] += report.new
+                    self._summary = None  # the ingest rebuilt it with BM25
         except PaperchatError as exc:
             # The upload lives in a temp folder; the user knows the file by its name.
             message = re.sub(re.escape(str(file)), name, str(exc))

@@ -1,19 +1,26 @@
 """Opening the assistant for `paperchat serve` so the page is up within a few seconds.
 
-Importing torch and sentence-transformers costs about 4 CPU-seconds, more than the page
-itself (gradio about 2). Everything the page shows first (the intro, examples) needs only
-the index, so with an index already built the model loads in a thread once the page is
-served, and the first question waits for it if it comes sooner. A first run, which must
-embed the whole corpus, loads the model up front and shows a progress bar instead.
+Importing gradio, chromadb and the model's libraries are each a second or more of CPU, and
+in one process they run one after another (the GIL). The first page needs only the corpus
+summary that the last BM25 build saved beside the index, so when there is one the page is
+built from it, and the index (then the model) opens in a thread once the page has loaded;
+a question sent sooner waits for them. Without a saved summary (an index built by an
+older version) the index opens first, and a first run, which must embed the whole corpus,
+builds it up front with a progress bar.
 """
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from rag.errors import PaperchatError, StorageError
 from rag.settings import Settings
+from rag.types import CorpusSummary
 
 
 def index_missing(settings: Settings) -> bool:
@@ -29,19 +36,59 @@ def progress_bar() -> tuple[Callable[[int, int], None], Callable[[], None]]:
     return progress_bar("Building the index")
 
 
-def open_assistant(settings: Settings) -> tuple[Any, Callable[[], None] | None]:
-    """(Assistant, a function that starts loading the model once the page is up, or None
-    when a first run already loaded it to build the index)."""
+def _open(settings: Settings) -> Any:
     from rag.embeddings import LocalEmbeddings
     from rag.pipeline import Assistant
 
     embeddings = LocalEmbeddings.from_settings(settings.embedding)  # loads lazily
-    start_model = None if index_missing(settings) else embeddings.start_loading
     update, close = progress_bar()
     try:
-        assistant = Assistant.open(
+        return Assistant.open(
             settings, build_if_missing=True, embeddings=embeddings, on_progress=update
         )
     finally:
         close()
-    return assistant, start_model
+
+
+def open_assistant(
+    settings: Settings,
+) -> tuple[Any, CorpusSummary | None, Callable[[], None]]:
+    """(the Assistant or a Future of it, the summary to show before it is ready, and a
+    function that starts the background work; call it once the page is up, any number of
+    times)."""
+    from rag.lexical import saved_summary
+
+    if index_missing(settings):
+        return _open(settings), None, lambda: None  # it built the index: model loaded
+    summary = saved_summary(settings)
+    if summary is None:
+        assistant = _open(settings)
+        return assistant, None, assistant.index.embeddings.start_loading
+
+    future: Future[Any] = Future()
+    started = threading.Lock()
+
+    def work() -> None:
+        try:
+            assistant = _open(settings)
+        except PaperchatError as exc:
+            print(f"paperchat: {exc}", file=sys.stderr, flush=True)
+            future.set_exception(exc)
+            return
+        except Exception as exc:  # the page shows this message instead of a trace
+            print(f"paperchat: cannot open the index: {exc!r}", file=sys.stderr, flush=True)
+            future.set_exception(
+                StorageError(
+                    f"Cannot open the index ({type(exc).__name__}: {exc}). Check the server "
+                    "log, then rebuild it with `paperchat ingest` if it is damaged."
+                )
+            )
+            return
+        future.set_result(assistant)
+        assistant.index.embeddings.start_loading()
+
+    def start() -> None:
+        if started.acquire(blocking=False):  # never released: the work runs once
+            threading.Thread(target=work, name="paperchat-open", daemon=True).start()
+
+    return future, summary, start
