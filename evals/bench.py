@@ -77,7 +77,7 @@ def available_backend(backend: str) -> str:
     """`backend`, or "torch" when the ONNX encoder is not installed in this checkout."""
     import importlib.util
 
-    if backend == "onnx" and importlib.util.find_spec("rag.onnx_encoder") is None:
+    if backend.startswith("onnx") and importlib.util.find_spec("rag.onnx_encoder") is None:
         print("bench: rag.onnx_encoder is not available; measuring torch", file=sys.stderr)
         return "torch"
     return backend
@@ -152,7 +152,7 @@ def _embeddings(spec: dict[str, Any]) -> Any:
 
 def _settings_for(spec: dict[str, Any]) -> Settings:
     settings = Settings(data_dir=Path(spec["data_dir"]), db_dir=Path(spec["db"]))
-    settings.embedding.backend = "onnx" if spec["backend"] == "onnx" else "torch"
+    settings.embedding.backend = spec["backend"]
     return settings
 
 
@@ -626,7 +626,7 @@ def add_bench_parser(
         help="corpus sizes (default 1000,10000,100000; 10k and 1e4 work too)",
     )  # fmt: skip
     bench.add_argument(
-        "--backend", choices=["onnx", "torch"], default="onnx",
+        "--backend", choices=["onnx", "onnx-fp32", "torch"], default="onnx",
         help="embedding backend for paperchat and the baseline (default onnx; torch if the "
         "ONNX encoder is unavailable)",
     )  # fmt: skip

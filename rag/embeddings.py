@@ -70,10 +70,10 @@ class TorchEncoder:
 
 
 def _make_encoder(backend: str, threads: int, cache_dir: Path | None) -> Any:
-    if backend == "onnx":
+    if backend in ("onnx", "onnx-fp32"):
         from rag.onnx_encoder import OnnxEncoder
 
-        return OnnxEncoder(threads=threads, cache_dir=cache_dir)
+        return OnnxEncoder(threads=threads, cache_dir=cache_dir, quantize=backend == "onnx")
     return TorchEncoder(threads=threads)
 
 

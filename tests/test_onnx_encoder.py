@@ -64,6 +64,15 @@ def test_matches_torch_per_text(
     assert cosines.min() >= 0.99, f"cosine {cosines[worst]:.4f} for {texts[worst][:80]!r}"
 
 
+def test_unquantised_copy_gives_the_reference_vectors(
+    cache_root: Path, texts: list[str], reference: np.ndarray
+) -> None:
+    exact = OnnxEncoder(cache_dir=cache_root, quantize=False)
+    assert exact.model_path.parent.name != OnnxEncoder(cache_dir=cache_root).model_path.parent.name
+    cosines = np.sum(exact.encode(texts, batch_size=16) * reference, axis=1)
+    assert cosines.min() >= 0.9999, f"cosine {cosines.min():.5f}"
+
+
 def test_rows_are_normalised_float32(encoder: OnnxEncoder, texts: list[str]) -> None:
     vectors = encoder.encode(texts, batch_size=8)
     assert vectors.dtype == np.float32
