@@ -35,7 +35,9 @@ DEFAULT_SIZES = (1000, 10000, 100000)
 DEFAULT_REUSE_ABOVE = 20000
 DEFAULT_REFERENCE_PAPERS = 1000
 KNOWN_QUESTION = "What NDCG scores did SeqDialN achieve on VisDial v1.0?"
-KNOWN_TITLE = "SeqDialN"
+# The answer must state this result. Not checked by title: synthetic papers recombine
+# sentences, so a "variant" of another paper may carry this very sentence and rank first.
+KNOWN_FACT = "62.54% NDCG"
 _VARIANT = re.compile(r" \(variant \d+\)\.?$")
 _SEED = 20240611
 
@@ -215,8 +217,7 @@ def worker_asks(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "ask": _percentiles(total),
         "retrieve": _percentiles(retrieval),
-        "known_answer_ok": bool(known.citations)
-        and known.citations[0].title.startswith(KNOWN_TITLE),
+        "known_answer_ok": bool(known.citations) and KNOWN_FACT in known.text,
     }
 
 
@@ -273,7 +274,7 @@ def worker_baseline_asks(spec: dict[str, Any]) -> dict[str, Any]:
     docs = store.similarity_search(KNOWN_QUESTION, k=5)
     return {
         "ask": _percentiles(samples),
-        "known_answer_ok": bool(docs) and docs[0].metadata["title"].startswith(KNOWN_TITLE),
+        "known_answer_ok": bool(docs) and KNOWN_FACT in docs[0].page_content,
     }
 
 
@@ -373,11 +374,11 @@ def bench_size(
         "--db", ours["db"], "--mode", "extractive", "--json",
     ]  # fmt: skip
     out, wall, rss = _run_measured(cold_cmd, env, timeout_s)
-    cited = json.loads(out)["citations"]
+    answered = json.loads(out)
     row["cold_start"] = {
         "wall_s": round(wall, 2),
         "peak_rss_mb": round(rss, 1),
-        "known_answer_ok": bool(cited) and cited[0]["title"].startswith(KNOWN_TITLE),
+        "known_answer_ok": bool(answered["citations"]) and KNOWN_FACT in answered["answer"],
     }
     row["asks"] = _worker("asks", {**ours, "rounds": rounds}, env, timeout_s)
     if baseline:

@@ -87,7 +87,7 @@ class LocalEmbeddings(Embeddings):
 
     def __init__(
         self,
-        backend: str = "torch",
+        backend: str = "onnx-fp32",
         threads: int = 0,
         batch_size: int = 32,
         encoder_factory: Callable[[], Any] | None = None,

@@ -497,12 +497,11 @@ class PaperIndex:
 
     def dense(self, vector: np.ndarray, n_chunks: int) -> list[DenseMatch]:
         """Papers of the nearest chunks, best chunk score first (cosine similarity)."""
-        total = self._chunks.count()
-        if total == 0:
-            return []
+        # No count() first: Chroma returns what there is (none for an empty index), and
+        # counting 434k chunks cost 21 ms of a 50 ms question at 100k papers.
         got = self._chunks.query(
             query_embeddings=[vector],
-            n_results=min(n_chunks, total),
+            n_results=n_chunks,
             include=["documents", "metadatas", "distances"],
         )
         by_paper: dict[str, DenseMatch] = {}

@@ -45,11 +45,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_cache: Path
 
 
 @pytest.fixture(scope="session")
-def embeddings():  # type: ignore[no-untyped-def]
-    """The real bundled model, loaded once per test session."""
+def embeddings(model_cache: Path):  # type: ignore[no-untyped-def]
+    """The real bundled model on the default backend, loaded once per test session."""
     from rag.embeddings import LocalEmbeddings
+    from rag.settings import EmbeddingSettings
 
-    return LocalEmbeddings()
+    return LocalEmbeddings.from_settings(EmbeddingSettings(cache_dir=model_cache))
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,9 @@ No `from __future__ import annotations` here: gradio reads the /ask endpoint's s
 the real type hints of its function.
 """
 
+import importlib
+import importlib.abc
+import importlib.machinery
 import os
 import sys
 import threading
@@ -45,6 +48,52 @@ LLM_OFF_INFO = (
 )
 
 
+class _SkipStubRegeneration(importlib.abc.MetaPathFinder):
+    """Loads gradio.component_meta with its `.pyi` stub regeneration switched off.
+
+    On every import, gradio re-derives the type stub of each of its ~80 component classes by
+    parsing the component's source file (gradio.component_meta.create_or_modify_pyi): 1.1 s
+    of the 1.8 s `import gradio` takes here. The stubs ship with the package and serve only
+    type checkers, so nothing at run time changes. If a gradio release renames the function,
+    this does nothing and the import is just slower.
+    """
+
+    TARGET = "gradio.component_meta"
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name != self.TARGET:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        loader = spec.loader if spec else None
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        original = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            original(module)
+            if callable(getattr(module, "create_or_modify_pyi", None)):
+                module.create_or_modify_pyi = lambda *args, **kwargs: None
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def import_gradio() -> None:
+    """`import gradio`, with analytics off and without its start-up stub regeneration.
+
+    Imported on first use, not at module level, so `serve` checks its settings first.
+    """
+    # Read by gradio when it is imported: analytics off.
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    if "gradio" not in sys.modules:
+        finder = _SkipStubRegeneration()
+        sys.meta_path.insert(0, finder)
+        try:
+            importlib.import_module("gradio")
+        finally:
+            sys.meta_path.remove(finder)
+
+
 def build_app(
     assistant: Any,
     settings: Settings | None = None,
@@ -52,11 +101,8 @@ def build_app(
 ) -> Any:
     """The chat page over an Assistant (or a ChatService). `on_page_load` runs after each
     page load has been answered."""
-    # Imported here, not at module level, so `serve` checks settings and opens the index
-    # before paying ~2 s for gradio. The variable must be set before the import: gradio
-    # reads it then (analytics off).
-    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-    import gradio as gr
+    import_gradio()
+    import gradio as gr  # already loaded: a name lookup, typed for mypy
 
     if isinstance(assistant, ChatService):
         service = assistant
