@@ -168,10 +168,11 @@ class PaperIndex:
         with self.writer_lock() if create else contextlib.nullcontext():
             if not settings.chroma_url:
                 self._client = chromadb.PersistentClient(path=str(db), settings=chroma_settings())
-            space = {"hnsw": {"space": "cosine"}}
             get = self._client.get_or_create_collection if create else self._get_collection
-            self._chunks = get(name=f"{name}_chunks", configuration=space, embedding_function=None)
-            self._papers = get(name=f"{name}_papers", configuration=space, embedding_function=None)
+            chunks = {"hnsw": {"space": "cosine", "ef_search": settings.index.ef_search}}
+            papers = {"hnsw": {"space": "cosine"}}  # read by id only, never searched
+            self._chunks = get(name=f"{name}_chunks", configuration=chunks, embedding_function=None)
+            self._papers = get(name=f"{name}_papers", configuration=papers, embedding_function=None)
 
     def _get_collection(self, **kwargs: Any) -> Any:
         try:
@@ -302,6 +303,7 @@ class PaperIndex:
                 on_progress(report.unchanged)
             if todo:
                 self._set_generation(f"{WRITING}{_new_stamp()}")
+                self._apply_ef_search()
             for group, chunks in self._batches(todo):
                 vectors = self._embed(group, chunks, on_progress)
                 self._store(group, chunks, vectors, [p.id for p in group if p.id in stored])
@@ -310,6 +312,13 @@ class PaperIndex:
             report.papers = self._papers.count()
             report.chunks = self._chunks.count()
             return report
+
+    def _apply_ef_search(self) -> None:
+        """Bring an index created with another HNSW search breadth to the configured one."""
+        wanted = self.settings.index.ef_search
+        current = (self._chunks.configuration or {}).get("hnsw") or {}
+        if current.get("ef_search") != wanted:
+            self._chunks.modify(configuration={"hnsw": {"ef_search": wanted}})
 
     def _batches(self, papers: Sequence[Paper]) -> Iterator[tuple[list[Paper], list[list[Chunk]]]]:
         """Whole papers, grouped until a group holds index.write_chunks chunks."""

@@ -53,6 +53,15 @@ class IndexSettings(BaseSettings):
         description="Chunks written to Chroma per transaction; whole papers only, so an "
         "interrupted ingest keeps every finished group.",
     )
+    # Chroma's default of 100 found 97.8 % of the exact 80 nearest chunks of the dev questions
+    # (min 91 %) even on the 785 bundled chunks, and which ones it missed changed from build to
+    # build; 400 finds 100.0 % (min 98.8 %).
+    ef_search: int = Field(
+        default=400,
+        ge=10,
+        description="HNSW search breadth of the chunk collection: higher is closer to exact "
+        "nearest neighbours and slower. Applied when the index is created and on each ingest.",
+    )
     collection: str = Field(default="paperchat", description="Chroma collection name prefix.")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -124,3 +125,51 @@ def test_failed_build_leaves_no_model(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(KeyboardInterrupt):
         OnnxEncoder(cache_dir=tmp_path)
     assert not any(p.is_file() for p in tmp_path.rglob("*")), list(tmp_path.rglob("*"))
+
+
+def _retrieval_scores(assistant: Any, set_name: str) -> tuple[float, float]:
+    """(recall@5, mrr) of retrieval over the answerable questions of an evals/sets file."""
+    from evals.metrics import recall_at, reciprocal_rank
+    from evals.sets import load_set
+
+    recalls, ranks = [], []
+    for question in load_set(Path(__file__).parents[1] / "evals" / "sets" / set_name).questions:
+        if not question.gold_titles:
+            continue
+        titles = [
+            h.paper.title for h in assistant.retrieve(question.question, question.history, 20).hits
+        ]
+        recalls.append(recall_at(question.gold_titles, titles, 5))
+        ranks.append(reciprocal_rank(question.gold_titles, titles))
+    return sum(recalls) / len(recalls), sum(ranks) / len(ranks)
+
+
+def test_dev_retrieval_of_the_fast_paths_against_the_reference(
+    cache_root: Path, tmp_path: Path
+) -> None:
+    """The bundled corpus indexed and queried with each backend, retrieval scored on the dev
+    sets. The exact ONNX copy (the default) must be within 0.01 of torch on recall@5 and mrr
+    on both sets, the issue's bar. int8 does not meet that bar (dev recall@5 0.968 against
+    1.000, dev_hard mrr 0.56 against 0.71: docs/performance.md); its checks here only guard
+    against it getting worse."""
+    from rag.embeddings import LocalEmbeddings
+    from rag.pipeline import Assistant
+    from rag.settings import Settings
+
+    tolerance = {  # backend -> set -> (recall@5, mrr) allowed below torch
+        "onnx-fp32": {"dev.jsonl": (0.01, 0.01), "dev_hard.jsonl": (0.01, 0.01)},
+        "onnx": {"dev.jsonl": (0.05, 0.01)},
+    }
+    scores: dict[str, dict[str, tuple[float, float]]] = {}
+    for backend in ("torch", *tolerance):
+        settings = Settings(data_dir=tmp_path / backend, db_dir=tmp_path / backend / "db")
+        embeddings = LocalEmbeddings(backend=backend, cache_dir=cache_root)
+        assistant = Assistant.open(settings, build_if_missing=True, embeddings=embeddings)
+        scores[backend] = {
+            name: _retrieval_scores(assistant, name) for name in ("dev.jsonl", "dev_hard.jsonl")
+        }
+    for backend, sets in tolerance.items():
+        for name, (recall_tol, mrr_tol) in sets.items():
+            fast, reference = scores[backend][name], scores["torch"][name]
+            assert reference[0] - fast[0] <= recall_tol, (backend, name, fast, reference)
+            assert reference[1] - fast[1] <= mrr_tol, (backend, name, fast, reference)
