@@ -85,10 +85,18 @@ class LexicalIndex:
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every paper, in `ids` order."""
-        terms = [t for t in stems(query) if t in self._bm25.vocab_dict]
+        vocab = self._bm25.vocab_dict
+        terms = [vocab[t] for t in stems(query) if t in vocab]
         if not terms or not self.ids:
             return np.zeros(len(self.ids), dtype=np.float32)
-        return np.asarray(self._bm25.get_scores(terms), dtype=np.float32)
+        # bm25s's own get_scores sums the terms' columns with np.add.at, which is unbuffered:
+        # 7.9 ms a question at 100k papers. One bincount over the same columns: the same sums.
+        matrix = self._bm25.scores
+        indptr = matrix["indptr"]
+        spans = [slice(indptr[t], indptr[t + 1]) for t in terms]  # repeated terms count again
+        rows = np.concatenate([matrix["indices"][span] for span in spans])
+        weights = np.concatenate([matrix["data"][span] for span in spans])
+        return np.bincount(rows, weights=weights, minlength=len(self.ids)).astype(np.float32)
 
     def save(self, path: Path) -> None:
         fields = (
