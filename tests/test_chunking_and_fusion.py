@@ -1,3 +1,5 @@
+import numpy as np
+
 from rag.corpus import load_corpus, make_paper
 from rag.embeddings import MAX_MODEL_TOKENS, count_tokens
 from rag.index import chunk_input, chunk_paper, chunk_text
@@ -76,3 +78,20 @@ def test_follow_up_carries_the_last_exchange() -> None:
     assert not needs_history("Which methods that adapt CLIP need no training?", history)
     assert needs_history("How big is the dataset that this paper built?", history)
     assert contextualize("What loss does it use?", []) == "What loss does it use?"
+
+
+def test_bm25_scores_equal_bm25s_own_scoring() -> None:
+    # LexicalIndex.scores sums the query terms' columns itself (bm25s's np.add.at is slow):
+    # it must give bm25s's numbers, repeated query terms included.
+    from rag.lexical import LexicalIndex
+    from rag.text import stems
+
+    papers, _ = load_corpus(None, "{query}")
+    lexical = LexicalIndex.build(
+        [p.id for p in papers], [(p.title, p.abstract) for p in papers], "g"
+    )
+    vocab = lexical._bm25.vocab_dict
+    for query in ("graph neural networks", "visual dialog NDCG dialog", "zzzz", ""):
+        terms = [t for t in stems(query) if t in vocab]
+        expected = lexical._bm25.get_scores(terms) if terms else np.zeros(len(papers))
+        np.testing.assert_allclose(lexical.scores(query), expected, rtol=1e-5, atol=1e-6)
