@@ -254,6 +254,13 @@ class OnnxEncoder:
         self.model_path = root / cache_key(model_dir, quantize) / MODEL_FILE
         with _build_lock:
             if not self.model_path.exists():
+                # Shown on stderr even with logging unconfigured (Python's last-resort handler
+                # prints warnings): the first ingest would otherwise sit at 0 % for ~10 s.
+                logger.warning(
+                    "paperchat: preparing the embedding model, once: an ONNX copy of the "
+                    "bundled weights in %s (about 10 s)",
+                    self.model_path.parent,
+                )
                 build_model(model_dir, self.model_path, quantize)
 
         self.dim = _hidden_size(model_dir)
