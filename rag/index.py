@@ -84,12 +84,14 @@ def abstract_sentences(abstract: str) -> list[str]:
 ChunkRef = tuple[int, int] | str
 
 
-def chunk_text(abstract: str, ref: ChunkRef) -> str:
-    """A chunk's text from its paper's abstract: exactly what `chunk_paper` produced."""
-    if isinstance(ref, str):
-        return ref
-    first, last = ref
-    return " ".join(abstract_sentences(abstract)[first : last + 1])
+def chunk_texts(abstract: str, refs: Sequence[ChunkRef]) -> list[str]:
+    """Chunks' texts from their paper's abstract: exactly what `chunk_paper` produced."""
+    if all(isinstance(ref, str) for ref in refs):
+        return [str(ref) for ref in refs]
+    sentences = abstract_sentences(abstract)  # split once for all of the paper's chunks
+    return [
+        ref if isinstance(ref, str) else " ".join(sentences[ref[0] : ref[1] + 1]) for ref in refs
+    ]
 
 
 def _count_all(sentences: list[str]) -> list[int]:

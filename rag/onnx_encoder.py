@@ -270,8 +270,7 @@ class OnnxEncoder:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(MAX_MODEL_TOKENS)
 
-        self._workers = threads or os.cpu_count() or 1
-        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="onnx")
+        self._pool = ThreadPoolExecutor(threads or os.cpu_count() or 1, thread_name_prefix="onnx")
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1  # parallel across batches instead (see above)
         options.inter_op_num_threads = 1

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rag.index import ChunkRef, PaperIndex, chunk_text
+from rag.index import ChunkRef, PaperIndex, chunk_texts
 from rag.settings import RetrievalSettings
 from rag.types import Hit, Turn
 
@@ -130,7 +130,7 @@ class HybridRetriever:
                 score=fused[pid],
                 dense=chunk_scores.get(pid, 0.0),
                 lexical=lexical_scores.get(pid, 0.0),
-                evidence=[chunk_text(papers[pid].abstract, c) for c in chunks.get(pid, [])],
+                evidence=chunk_texts(papers[pid].abstract, chunks.get(pid, [])),
             )
             for pid in ranked
             if pid in papers

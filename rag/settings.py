@@ -60,7 +60,8 @@ class IndexSettings(BaseSettings):
         default=400,
         ge=10,
         description="HNSW search breadth of the chunk collection: higher is closer to exact "
-        "nearest neighbours and slower. Applied when the index is created and on each ingest.",
+        "nearest neighbours and slower. Applied when the index is created and by each ingest "
+        "that writes papers.",
     )
     collection: str = Field(default="paperchat", description="Chroma collection name prefix.")
 

@@ -2,7 +2,7 @@ import numpy as np
 
 from rag.corpus import load_corpus, make_paper
 from rag.embeddings import MAX_MODEL_TOKENS, count_tokens
-from rag.index import chunk_input, chunk_paper, chunk_text
+from rag.index import chunk_input, chunk_paper, chunk_texts
 from rag.retrieve import contextualize, fuse, needs_history
 from rag.text import split_sentences
 from rag.types import Turn
@@ -41,9 +41,12 @@ def test_chunk_text_is_rebuilt_exactly_from_the_abstract_and_span() -> None:
     papers, _ = load_corpus(None, "{query}")
     empty = make_paper("T", "no sentence break here", source="t", search_url_template="{query}")
     for paper in [*papers, empty]:
-        for chunk in chunk_paper(paper, 120):
-            assert chunk_text(paper.abstract, (chunk.first, chunk.last)) == chunk.text
-    assert chunk_text("ignored", "text stored by an older index") == "text stored by an older index"
+        chunks = chunk_paper(paper, 120)
+        spans = [(chunk.first, chunk.last) for chunk in chunks]
+        assert chunk_texts(paper.abstract, spans) == [chunk.text for chunk in chunks]
+    old = "text stored by an older index"
+    assert chunk_texts("ignored", [old]) == [old]
+    assert chunk_texts("One. Two.", [old, (1, 1)]) == [old, "Two."]
 
 
 def test_short_abstract_is_one_chunk() -> None:

@@ -30,7 +30,7 @@ def index_missing(settings: Settings) -> bool:
 
 
 def progress_bar() -> tuple[Callable[[int, int], None], Callable[[], None]]:
-    """The tqdm bar on stderr that `paperchat ingest` shows."""
+    """The progress on stderr that `paperchat ingest` shows (a bar, or lines in a log)."""
     from rag.progress import progress_bar
 
     return progress_bar("Building the index")
