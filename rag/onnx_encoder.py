@@ -19,7 +19,7 @@ scripts/bench_embeddings.py):
 - One single-threaded run per core, batches in parallel, rather than one run split across
   cores: no per-operator synchronisation (2 cores: 234 texts/s vs 207 for one 2-thread run).
 Result on 2 cores, 785 chunk inputs: 234 texts/s vs 55 for torch fp32 (4.3x), min cosine 0.994.
-Without quantisation (`quantize=False`, backend "onnx-fp32") the same export runs at 146
+Without quantisation (`quantize=False`, backend "onnx-fp32") the same export runs at 151
 texts/s (2.7x) with vectors equal to torch's (cosine 1.0000): the choice when ranking must
 match the reference exactly; int8 moves near-tied papers a rank or two (docs/performance.md).
 int8 activations get one scale per batch, so a vector moves slightly (cosine > 0.99) with the

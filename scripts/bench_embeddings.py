@@ -1,7 +1,7 @@
-"""Embedding speed and agreement: torch (the reference) against the ONNX int8 encoder.
+"""Embedding speed and agreement: torch (the reference) against the ONNX encoder (int8, or exact).
 
     .venv/bin/python scripts/bench_embeddings.py [--threads N] [--batch-size N] [--rounds N]
-                                                 [--fresh] [--limit N]
+                                                 [--fresh] [--limit N] [--no-quantize]
 
 Embeds every chunk input of the bundled corpus (chunk_paper(paper, 120), title prepended, as
 ingest does) with both encoders, alternating rounds so that load from other processes hits
@@ -43,6 +43,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--limit", type=int, default=0, help="use only the first N chunks")
     parser.add_argument("--fresh", action="store_true", help="export into a temporary cache")
+    parser.add_argument(
+        "--no-quantize", action="store_true", help="the exact copy (backend onnx-fp32), not int8"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -59,7 +62,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as fresh:
         started = time.perf_counter()
-        onnx = OnnxEncoder(threads=threads, cache_dir=fresh if args.fresh else None)
+        onnx = OnnxEncoder(
+            threads=threads,
+            cache_dir=fresh if args.fresh else None,
+            quantize=not args.no_quantize,
+        )
         print(
             f"onnx model {onnx.model_path} ready in {time.perf_counter() - started:.1f}s"
             + (" (export + quantisation)" if args.fresh else "")
@@ -80,7 +87,8 @@ def main() -> None:
             vectors = timed(run_onnx, onnx_rates, len(texts))
 
     cosines = np.sum(vectors * reference, axis=1)
-    for name, rates in (("torch fp32", torch_rates), ("onnx int8", onnx_rates)):
+    onnx_name = "onnx fp32" if args.no_quantize else "onnx int8"
+    for name, rates in (("torch fp32", torch_rates), (onnx_name, onnx_rates)):
         print(
             f"{name:10s} best {max(rates):6.1f} texts/s  median {statistics.median(rates):6.1f}"
             f"  rounds {' '.join(f'{r:.1f}' for r in rates)}"
