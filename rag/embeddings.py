@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from rag.errors import EmbeddingError
 from rag.settings import EmbeddingSettings
 
 MAX_MODEL_TOKENS = 256
@@ -95,7 +98,11 @@ class LocalEmbeddings(Embeddings):
     ) -> None:
         self.backend = backend
         self.batch_size = batch_size
+        self._threads = threads
+        self._cache_dir = cache_dir
+        self._custom_encoder = encoder_factory is not None
         self._factory = encoder_factory or (lambda: _make_encoder(backend, threads, cache_dir))
+        self._processes: Any = None  # an EncoderProcesses inside worker_processes()
         self._encoder: Future[Any] | None = None
         self._start_lock = threading.Lock()
         self._lock = threading.Lock()
@@ -142,6 +149,46 @@ class LocalEmbeddings(Embeddings):
         encoder = self._future(background=False).result()
         with self._lock:
             return encoder.encode(texts, self.batch_size)  # type: ignore[no-any-return]
+
+    def embed_later(self, texts: list[str]) -> Future[np.ndarray]:
+        """The vectors as a Future: computed by a worker inside worker_processes(), else now."""
+        if self._processes is not None:
+            return self._processes.submit(texts)  # type: ignore[no-any-return]
+        future: Future[np.ndarray] = Future()
+        future.set_result(self.embed_array(texts))
+        return future
+
+    @contextlib.contextmanager
+    def worker_processes(self) -> Iterator[None]:
+        """Within this block embed_later runs in one worker process per core (ingest).
+
+        ONNX backends only: torch stays the plain in-process reference path, and an injected
+        encoder (tests) cannot be sent to another process.
+        """
+        if self._custom_encoder or self.backend == "torch" or self._processes is not None:
+            yield
+            return
+        from rag.encoder_processes import EncoderProcesses
+        from rag.onnx_encoder import ensure_model
+
+        # Built here, once: workers starting together must not all export the model.
+        ensure_model(self._cache_dir, self.backend == "onnx")
+        workers = self._threads or os.cpu_count() or 1
+        self._processes = EncoderProcesses(self.backend, self._cache_dir, workers, self.batch_size)
+        finished = False
+        try:
+            yield
+            finished = True
+        except BrokenProcessPool as exc:
+            raise EmbeddingError(
+                "an embedding worker process died (out of memory, or killed?). Re-run the "
+                "same command to finish the ingest; PAPERCHAT_EMBEDDING_THREADS=1 runs one "
+                "worker and needs less memory."
+            ) from exc
+        finally:
+            processes, self._processes = self._processes, None
+            # After an error or Ctrl-C, queued work is dropped rather than waited for.
+            processes.close(wait=finished)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.embed_array(texts).tolist()  # type: ignore[no-any-return]

@@ -27,6 +27,10 @@ class StorageError(PaperchatError):
     """The database location cannot be used (not writable, server unreachable, ...)."""
 
 
+class EmbeddingError(PaperchatError):
+    """The embedding model stopped working (a worker process died, ...)."""
+
+
 class LLMError(PaperchatError):
     """The configured LLM endpoint failed in a way retries will not fix."""
 

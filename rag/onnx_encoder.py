@@ -240,6 +240,24 @@ def _hidden_size(model_dir: Path) -> int:
     return int(json.loads((model_dir / "config.json").read_text())["hidden_size"])
 
 
+def ensure_model(cache_dir: Path | str | None, quantize: bool) -> Path:
+    """The cached ONNX model file, built first if missing (once per process at a time)."""
+    model_dir = bundled_model_path()
+    root = Path(cache_dir) if cache_dir is not None else default_cache_root()
+    path = root / cache_key(model_dir, quantize) / MODEL_FILE
+    with _build_lock:
+        if not path.exists():
+            # Shown on stderr even with logging unconfigured (Python's last-resort handler
+            # prints warnings): the first ingest would otherwise sit at 0 % for ~10 s.
+            logger.warning(
+                "paperchat: preparing the embedding model, once: an ONNX copy of the "
+                "bundled weights in %s (about 10 s)",
+                path.parent,
+            )
+            build_model(model_dir, path, quantize)
+    return path
+
+
 class OnnxEncoder:
     """Same contract as TorchEncoder; `encode` may be called from several threads at once."""
 
@@ -250,19 +268,7 @@ class OnnxEncoder:
         from tokenizers import Tokenizer
 
         model_dir = bundled_model_path()
-        root = Path(cache_dir) if cache_dir is not None else default_cache_root()
-        self.model_path = root / cache_key(model_dir, quantize) / MODEL_FILE
-        with _build_lock:
-            if not self.model_path.exists():
-                # Shown on stderr even with logging unconfigured (Python's last-resort handler
-                # prints warnings): the first ingest would otherwise sit at 0 % for ~10 s.
-                logger.warning(
-                    "paperchat: preparing the embedding model, once: an ONNX copy of the "
-                    "bundled weights in %s (about 10 s)",
-                    self.model_path.parent,
-                )
-                build_model(model_dir, self.model_path, quantize)
-
+        self.model_path = ensure_model(cache_dir, quantize)
         self.dim = _hidden_size(model_dir)
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         # The shipped tokenizer pads and truncates to 128; we pad per batch and the model

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from concurrent.futures import Future
 
 import numpy as np
 
@@ -22,3 +24,11 @@ class HashEmbeddings:
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_array([text])[0].tolist()  # type: ignore[no-any-return]
+
+    def embed_later(self, texts: list[str]) -> Future[np.ndarray]:
+        future: Future[np.ndarray] = Future()
+        future.set_result(self.embed_array(texts))
+        return future
+
+    def worker_processes(self) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()

@@ -157,18 +157,52 @@ def _stored_papers(db: Path) -> int:
     return int(row[0])
 
 
-def _ingest_and_kill(cmd: list[str], env: dict[str, str], db: Path, at_least: int) -> int:
-    """Run an ingest and SIGKILL it once `at_least` more papers are stored; its exit code."""
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent has not reaped it yet
+
+
+def _ingest_and_kill(
+    cmd: list[str], env: dict[str, str], db: Path, at_least: int, sig: int = signal.SIGKILL
+) -> tuple[int, list[int], list[int]]:
+    """Run an ingest and send it `sig` once `at_least` more papers are stored.
+
+    Returns its exit code, its child processes (embedding workers) at the signal, and those
+    still running 10 s after it.
+    """
     start = max(0, _stored_papers(db))
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        # As from a terminal: SIGINT handled (a background job would inherit it ignored).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 600
+    children: list[int] = []
     while proc.poll() is None and time.monotonic() < deadline:
         if _stored_papers(db) >= start + at_least:
-            os.kill(proc.pid, signal.SIGKILL)
+            children = _children(proc.pid)
+            os.kill(proc.pid, sig)
             break
         time.sleep(0.01)
-    proc.wait(timeout=60)
-    return proc.returncode
+    # Ctrl-C stops the workers rather than waiting for their batches.
+    proc.wait(timeout=60 if sig == signal.SIGKILL else 10)
+    give_up = time.monotonic() + 10
+    while any(map(_alive, children)) and time.monotonic() < give_up:
+        time.sleep(0.1)
+    return proc.returncode, children, [c for c in children if _alive(c)]
 
 
 @pytest.mark.integration
@@ -192,8 +226,14 @@ def test_ingest_killed_repeatedly_then_resumed_has_no_duplicates_or_losses(
     cmd = [str(BIN / "paperchat"), "ingest", str(corpus), "--db", str(db), "--json"]
 
     # At once (as soon as the store exists), after a group is stored, and well into the run.
-    codes = [_ingest_and_kill(cmd, env, db, papers) for papers in (0, 1, 60)]
+    runs = [_ingest_and_kill(cmd, env, db, papers) for papers in (0, 1, 60)]
+    codes = [code for code, _, _ in runs]
     assert codes.count(-signal.SIGKILL) >= 2, codes
+    assert any(children for _, children, _ in runs)  # killed while workers embedded
+    assert [left for _, _, left in runs] == [[], [], []]  # and they exit with their ingest
+    # Ctrl-C: the same, with a message instead of a trace.
+    code, children, left = _ingest_and_kill(cmd, env, db, 20, signal.SIGINT)
+    assert (code, left) == (130, []) and children
 
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr

@@ -1,0 +1,70 @@
+"""Forward passes in worker processes, one single-threaded encoder per core, for ingest.
+
+Why processes and not the encoder's own threads: an ingest's main thread spends about a tenth
+of its time in Chroma writes, and chromadb's Rust binding holds the GIL for a whole write
+(a Python thread spinning beside an upsert ran at 4 % of its speed). Encoder threads in the
+same process then stall at every batch boundary: overlapping writes with threads made a
+4k-paper ingest slower (148 s vs 140 s). Workers in their own processes keep both cores
+embedding while the main thread writes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_encoder: Any = None  # this worker's own encoder
+
+
+def _start_worker(backend: str, cache_dir: Path | None, parent: int) -> None:
+    from rag.embeddings import _make_encoder
+
+    # Ctrl-C is the parent's to handle: it stops the pool, and an upsert in flight finishes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A parent killed with SIGKILL cannot stop its pool; workers would wait for work forever.
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    global _encoder
+    _encoder = _make_encoder(backend, 1, cache_dir)
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _encode(texts: list[str], batch_size: int) -> np.ndarray:
+    return _encoder.encode(texts, batch_size)  # type: ignore[no-any-return]
+
+
+class EncoderProcesses:
+    """`submit(texts)` returns a Future of the vectors; close() stops the workers."""
+
+    def __init__(self, backend: str, cache_dir: Path | None, workers: int, batch_size: int):
+        self.batch_size = batch_size
+        self._pool = ProcessPoolExecutor(
+            workers,
+            # spawn, not fork: the parent has Chroma's and ORT's threads running.
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(backend, cache_dir, os.getpid()),
+        )
+
+    def submit(self, texts: list[str]) -> Future[np.ndarray]:
+        return self._pool.submit(_encode, texts, self.batch_size)
+
+    def close(self, *, wait: bool = True) -> None:
+        if not wait:
+            # Ctrl-C or an error: the work in flight is redone by the next ingest, so it is
+            # stopped, not waited for (that took 11 s). Python 3.14's terminate_workers().
+            for process in list(self._pool._processes.values()):  # type: ignore[attr-defined]
+                process.terminate()
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
