@@ -647,9 +647,9 @@ def add_bench_parser(
         help="corpus sizes (default 1000,10000,100000; 10k and 1e4 work too)",
     )  # fmt: skip
     bench.add_argument(
-        "--backend", choices=["onnx", "onnx-fp32", "torch"], default="onnx",
-        help="embedding backend for paperchat and the baseline (default onnx; torch if the "
-        "ONNX encoder is unavailable)",
+        "--backend", choices=["onnx", "onnx-fp32", "torch"], default="onnx-fp32",
+        help="embedding backend for paperchat and the baseline (default onnx-fp32, as for "
+        "paperchat itself; torch if the ONNX encoder is unavailable)",
     )  # fmt: skip
     bench.add_argument(
         "--out",

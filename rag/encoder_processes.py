@@ -65,6 +65,11 @@ class EncoderProcesses:
         if not wait:
             # Ctrl-C or an error: the work in flight is redone by the next ingest, so it is
             # stopped, not waited for (that took 11 s). Python 3.14's terminate_workers().
+            # The queue's feeder thread may be blocked writing a batch into the pipe of the
+            # workers about to die; joining it at exit would hang (1 run in 3 did).
+            call_queue = getattr(self._pool, "_call_queue", None)
+            if call_queue is not None:
+                call_queue.cancel_join_thread()
             for process in list(self._pool._processes.values()):  # type: ignore[attr-defined]
                 process.terminate()
         self._pool.shutdown(wait=wait, cancel_futures=not wait)

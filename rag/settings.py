@@ -76,7 +76,12 @@ class EmbeddingSettings(BaseSettings):
         "int8 copy (4.5x faster, vectors within cosine 0.99: for very large ingests); 'torch' "
         "the sentence-transformers reference.",
     )
-    threads: int = Field(default=0, ge=0, description="CPU threads for embedding; 0 = all cores.")
+    threads: int = Field(
+        default=0,
+        ge=0,
+        description="CPU threads for embedding (an ingest runs one worker process each); "
+        "0 = all cores.",
+    )
     batch_size: int = Field(default=32, ge=1, description="Texts per forward pass.")
     cache_dir: Path | None = Field(
         default=None,
