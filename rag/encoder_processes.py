@@ -3,9 +3,9 @@
 Why processes and not the encoder's own threads: an ingest's main thread spends about a tenth
 of its time in Chroma writes, and chromadb's Rust binding holds the GIL for a whole write
 (a Python thread spinning beside an upsert ran at 4 % of its speed). Encoder threads in the
-same process then stall at every batch boundary: overlapping writes with threads made a
-4k-paper ingest slower (148 s vs 140 s). Workers in their own processes keep both cores
-embedding while the main thread writes.
+same process then stall at every batch boundary: overlapping writes with threads did not
+help (148 s for 4k papers, against 140-153 s without). Workers in their own processes keep
+both cores embedding while the main thread writes: 5 % faster on 2k papers (docs/performance.md).
 """
 
 from __future__ import annotations
