@@ -197,8 +197,11 @@ def _ingest_and_kill(
             os.kill(proc.pid, sig)
             break
         time.sleep(0.01)
-    # Ctrl-C stops the workers rather than waiting for their batches.
-    proc.wait(timeout=60 if sig == signal.SIGKILL else 10)
+    try:  # Ctrl-C stops the workers rather than waiting for their batches
+        proc.wait(timeout=60 if sig == signal.SIGKILL else 10)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # a hung ingest must not outlive the test
+        raise
     give_up = time.monotonic() + 10
     while any(map(_alive, children)) and time.monotonic() < give_up:
         time.sleep(0.1)
