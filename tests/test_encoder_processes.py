@@ -54,3 +54,38 @@ def test_without_worker_processes_embed_later_is_computed_at_once(embeddings) ->
     future = embeddings.embed_later(["graph neural networks"])
     assert future.done()
     assert np.allclose(future.result(), embeddings.embed_array(["graph neural networks"]))
+
+
+def test_a_worker_dying_mid_ingest_is_a_clear_error_and_a_rerun_finishes(
+    tmp_path, embeddings, model_cache, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+
+    from rag.errors import EmbeddingError
+
+    real_submit = encoder_processes.EncoderProcesses.submit
+    calls = []
+
+    def submit_then_kill_a_worker(self, texts):  # type: ignore[no-untyped-def]
+        calls.append(len(texts))
+        future = real_submit(self, texts)
+        if len(calls) == 3:  # as if the OOM killer took one worker mid-ingest
+            os.kill(next(iter(self._pool._processes)), signal.SIGKILL)
+        return future
+
+    monkeypatch.setattr(encoder_processes.EncoderProcesses, "submit", submit_then_kill_a_worker)
+    papers = sorted(load_corpus(None, "{query}")[0], key=lambda p: p.id)[:30]
+    settings = Settings(
+        db_dir=tmp_path / "db",
+        data_dir=tmp_path / "data",
+        index=IndexSettings(write_chunks=40, batch_size=16),
+    )
+    ingesting = LocalEmbeddings.from_settings(EmbeddingSettings(cache_dir=model_cache))
+    with pytest.raises(EmbeddingError, match="Re-run the same command"):
+        PaperIndex(settings, ingesting, create=True).ingest(papers)
+
+    monkeypatch.setattr(encoder_processes.EncoderProcesses, "submit", real_submit)
+    report = PaperIndex(settings, ingesting, create=True).ingest(papers)
+    assert report.papers == len(papers)
+    assert report.new + report.updated + report.unchanged == len(papers)
