@@ -324,35 +324,46 @@ def tree_rss_kib(pid: int) -> int:
     return total
 
 
+def wait_with_peak_rss(proc: subprocess.Popen[Any], deadline: float = float("inf")) -> int:
+    """Reap `proc` (setting its returncode); its peak RSS in KiB: the larger of its own peak
+    (wait4) and the peak sum over it and its child processes, sampled every 0.2 s.
+
+    Polls every 20 ms so wall times stay exact; past `deadline` (perf_counter) it kills the
+    process and raises TimeoutError.
+    """
+    tree_peak, sampled_at = 0, 0.0
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return max(usage.ru_maxrss, tree_peak)  # Linux reports KiB
+        if time.perf_counter() - sampled_at > 0.2:
+            tree_peak, sampled_at = max(tree_peak, tree_rss_kib(proc.pid)), time.perf_counter()
+        if time.perf_counter() > deadline:
+            proc.kill()
+            os.wait4(proc.pid, 0)
+            raise TimeoutError
+        time.sleep(0.02)
+
+
 def _run_measured(
     cmd: list[str], env: dict[str, str], timeout_s: float
 ) -> tuple[str, float, float]:
-    """Like _run, but reads peak RSS: the larger of the process's own peak (wait4) and the
-    peak sum over it and its child processes, sampled every 0.2 s."""
+    """Like _run, but also returns wall time and peak RSS in MiB (see wait_with_peak_rss)."""
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True)
-        deadline = start + timeout_s
-        tree_peak, sampled_at = 0, 0.0
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() - sampled_at > 0.2:
-                tree_peak, sampled_at = max(tree_peak, tree_rss_kib(proc.pid)), time.perf_counter()
-            if time.perf_counter() > deadline:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                raise RuntimeError(f"bench step timed out after {timeout_s:.0f}s: {cmd}")
-            time.sleep(0.02)
+        try:
+            peak_kib = wait_with_peak_rss(proc, start + timeout_s)
+        except TimeoutError:
+            raise RuntimeError(f"bench step timed out after {timeout_s:.0f}s: {cmd}") from None
         wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
         raise RuntimeError(f"bench step failed ({proc.returncode}): {cmd}\n{stderr[-3000:]}")
-    return stdout, wall, max(usage.ru_maxrss, tree_peak) / 1024  # Linux reports KiB
+    return stdout, wall, peak_kib / 1024
 
 
 def _worker(

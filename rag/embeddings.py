@@ -10,13 +10,16 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from rag.errors import EmbeddingError
 from rag.settings import EmbeddingSettings
+
+if TYPE_CHECKING:  # imported for real only by an ingest that uses worker processes
+    from rag.encoder_processes import EncoderProcesses
 
 MAX_MODEL_TOKENS = 256
 
@@ -102,7 +105,7 @@ class LocalEmbeddings(Embeddings):
         self._cache_dir = cache_dir
         self._custom_encoder = encoder_factory is not None
         self._factory = encoder_factory or (lambda: _make_encoder(backend, threads, cache_dir))
-        self._processes: Any = None  # an EncoderProcesses inside worker_processes()
+        self._processes: EncoderProcesses | None = None  # inside worker_processes()
         self._encoder: Future[Any] | None = None
         self._start_lock = threading.Lock()
         self._lock = threading.Lock()
@@ -153,7 +156,7 @@ class LocalEmbeddings(Embeddings):
     def embed_later(self, texts: list[str]) -> Future[np.ndarray]:
         """The vectors as a Future: computed by a worker inside worker_processes(), else now."""
         if self._processes is not None:
-            return self._processes.submit(texts)  # type: ignore[no-any-return]
+            return self._processes.submit(texts)
         future: Future[np.ndarray] = Future()
         future.set_result(self.embed_array(texts))
         return future
@@ -174,7 +177,8 @@ class LocalEmbeddings(Embeddings):
         # Built here, once: workers starting together must not all export the model.
         ensure_model(self._cache_dir, self.backend == "onnx")
         workers = self._threads or os.cpu_count() or 1
-        self._processes = EncoderProcesses(self.backend, self._cache_dir, workers, self.batch_size)
+        processes = EncoderProcesses(self.backend, self._cache_dir, workers, self.batch_size)
+        self._processes = processes
         finished = False
         try:
             yield
@@ -186,7 +190,7 @@ class LocalEmbeddings(Embeddings):
                 "worker and needs less memory."
             ) from exc
         finally:
-            processes, self._processes = self._processes, None
+            self._processes = None
             # After an error or Ctrl-C, queued work is dropped rather than waited for.
             processes.close(wait=finished)
 

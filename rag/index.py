@@ -376,14 +376,11 @@ class PaperIndex:
         An interruption loses only groups not yet written, whose papers have no record yet.
         """
         groups = self._batches(papers)
-        first = next(groups, None)
-        if first is None:
-            return
-        second = next(groups, None)
-        parallel = self.embeddings.worker_processes() if second else contextlib.nullcontext()
+        ahead = [group for group in (next(groups, None), next(groups, None)) if group]
+        parallel = self.embeddings.worker_processes() if len(ahead) > 1 else contextlib.nullcontext()
         with parallel:
             queued: collections.deque[_Embedding] = collections.deque()
-            for group, chunks in itertools.chain([first], [second] if second else [], groups):
+            for group, chunks in itertools.chain(ahead, groups):
                 queued.append(self._embed(group, chunks))
                 if len(queued) > 1:
                     self._store(queued.popleft(), stored, on_progress)

@@ -1,7 +1,7 @@
 """Run a command; print its wall time, CPU time and peak memory counting child processes.
 
 `/usr/bin/time -v` reports the largest single process, not the sum over an ingest and its
-embedding workers; this samples the sum every 0.2 s (see evals.bench.tree_rss_kib).
+embedding workers; this samples the sum every 0.2 s (evals.bench.wait_with_peak_rss).
 
     .venv/bin/python scripts/measure_run.py -- paperchat ingest corpus.jsonl --db DB
 """
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from evals.bench import tree_rss_kib  # noqa: E402
+from evals.bench import wait_with_peak_rss  # noqa: E402
 
 
 def main() -> int:
@@ -28,23 +28,16 @@ def main() -> int:
         parser.error("give the command to run after --")
     start = time.perf_counter()
     proc = subprocess.Popen(command)
-    peak = 0
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        peak = max(peak, tree_rss_kib(proc.pid))
-        time.sleep(0.2)
+    peak_kib = wait_with_peak_rss(proc)
     wall = time.perf_counter() - start
     children = os.times()
     cpu = children.children_user + children.children_system
     print(
         f"wall {wall:.1f} s ({wall / 60:.1f} min), cpu {cpu:.0f} s ({100 * cpu / wall:.0f} %), "
-        f"peak RSS incl. children {max(peak, usage.ru_maxrss) / 1024:.0f} MiB, "
-        f"exit {os.waitstatus_to_exitcode(status)}",
+        f"peak RSS incl. children {peak_kib / 1024:.0f} MiB, exit {proc.returncode}",
         file=sys.stderr,
     )
-    return os.waitstatus_to_exitcode(status)
+    return proc.returncode
 
 
 if __name__ == "__main__":

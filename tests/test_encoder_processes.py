@@ -3,6 +3,8 @@ main process would have computed, and a killed ingest leaves no worker behind.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -11,8 +13,22 @@ from rag.corpus import load_corpus
 from rag.embeddings import LocalEmbeddings
 from rag.index import PaperIndex, chunk_input, chunk_paper
 from rag.settings import EmbeddingSettings, IndexSettings, Settings
+from rag.types import Paper
 
 pytestmark = pytest.mark.integration
+
+
+def _multi_group_ingest(
+    tmp_path: Path, model_cache: Path
+) -> tuple[list[Paper], Settings, LocalEmbeddings]:
+    """30 bundled papers, settings that cut them into several write groups, a real model."""
+    papers = sorted(load_corpus(None, "{query}")[0], key=lambda p: p.id)[:30]
+    settings = Settings(
+        db_dir=tmp_path / "db",
+        data_dir=tmp_path / "data",
+        index=IndexSettings(write_chunks=40, batch_size=16),
+    )
+    return papers, settings, LocalEmbeddings.from_settings(EmbeddingSettings(cache_dir=model_cache))
 
 
 def test_multi_group_ingest_embeds_in_workers_and_stores_the_same_vectors(
@@ -26,13 +42,7 @@ def test_multi_group_ingest_embeds_in_workers_and_stores_the_same_vectors(
         return real_submit(self, texts)
 
     monkeypatch.setattr(encoder_processes.EncoderProcesses, "submit", counting_submit)
-    papers = sorted(load_corpus(None, "{query}")[0], key=lambda p: p.id)[:30]
-    settings = Settings(
-        db_dir=tmp_path / "db",
-        data_dir=tmp_path / "data",
-        index=IndexSettings(write_chunks=40, batch_size=16),
-    )
-    ingesting = LocalEmbeddings.from_settings(EmbeddingSettings(cache_dir=model_cache))
+    papers, settings, ingesting = _multi_group_ingest(tmp_path, model_cache)
     index = PaperIndex(settings, ingesting, create=True)
     seen: list[int] = []
     report = index.ingest(papers, on_progress=seen.append)
@@ -75,13 +85,7 @@ def test_a_worker_dying_mid_ingest_is_a_clear_error_and_a_rerun_finishes(
         return future
 
     monkeypatch.setattr(encoder_processes.EncoderProcesses, "submit", submit_then_kill_a_worker)
-    papers = sorted(load_corpus(None, "{query}")[0], key=lambda p: p.id)[:30]
-    settings = Settings(
-        db_dir=tmp_path / "db",
-        data_dir=tmp_path / "data",
-        index=IndexSettings(write_chunks=40, batch_size=16),
-    )
-    ingesting = LocalEmbeddings.from_settings(EmbeddingSettings(cache_dir=model_cache))
+    papers, settings, ingesting = _multi_group_ingest(tmp_path, model_cache)
     with pytest.raises(EmbeddingError, match="Re-run the same command"):
         PaperIndex(settings, ingesting, create=True).ingest(papers)
 
