@@ -25,7 +25,7 @@ import itertools
 import json
 import pickle
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
