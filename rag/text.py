@@ -64,8 +64,10 @@ _SENTENCE_START = re.compile(r"(^|[.!?:;]\s+|\n)\s*[\"'(\[]?$")
 
 
 def name_key(token: str) -> str:
-    """How a name is compared: lower-cased, punctuation removed ("LLaVA-Mini" -> "llavamini")."""
-    return re.sub(r"[^0-9a-z²³]", "", token.lower())
+    """How a name is compared: lower-cased, punctuation and a plural "s" removed
+    ("LLaVA-Mini" -> "llavamini", "GPUs" and "GPU" -> "gpu", "ViTs" -> "vit")."""
+    key = re.sub(r"[^0-9a-z²³]", "", token.lower())
+    return key[:-1] if len(key) > 3 and key.endswith("s") else key
 
 
 def name_terms(text: str) -> list[str]:
@@ -93,5 +95,5 @@ def name_keys(text: str) -> set[str]:
     for match in _TOKEN.finditer(text):
         token = match.group(0).lower()
         keys.add(name_key(token))
-        keys.update(part for part in re.split(r"[^0-9a-z²³]+", token) if part)
+        keys.update(name_key(part) for part in re.split(r"[^0-9a-z²³]+", token) if part)
     return keys
