@@ -22,10 +22,10 @@ ABSTAIN_TEXT = (
 )
 ALREADY_SAID = "The abstract of {title} says nothing more on this than the answer above [{n}]."
 # Questions that ask for several papers: "papers"/"works" anywhere, or a plural head noun
-# right after the question word ("Which methods ...", "What datasets ...").
+# right after the question word ("Which methods ..."); "which datasets" asks about one paper.
 _PLURAL = re.compile(
     r"\b(papers|works|studies|articles|publications)\b|^\s*(which|what)\s+(\w+\s+)?"
-    r"(methods|approaches|models|frameworks|techniques|systems|datasets|benchmarks)\b",
+    r"(methods|approaches|models|frameworks|techniques|systems)\b",
     re.IGNORECASE,
 )
 _MAX_PAPERS = 5
@@ -47,9 +47,14 @@ def asks_for_several(question: str) -> bool:
 
 
 def missing_names(names: Sequence[str], paper: Paper) -> list[str]:
-    """The asked names (as written) that the paper's title and abstract never mention."""
+    """The asked names (as written) that the paper's title and abstract never mention. A
+    hyphenated name counts as mentioned when its head is ("ViT-style" by "ViT")."""
     have = name_keys(f"{paper.title} {paper.abstract}")
-    return [name for name in names if name_key(name) not in have]
+    return [
+        name
+        for name in names
+        if name_key(name) not in have and name_key(re.split(r"[-.]", name)[0]) not in have
+    ]
 
 
 @dataclass
