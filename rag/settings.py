@@ -20,7 +20,7 @@ LEXICAL_GATE = 6.0
 LEXICAL_GATE_WIDTH = 1.0
 PAPER_WEIGHT = 1.0
 NAME_WEIGHT = 4.0
-SUPPORT_WEIGHTS = (-4.66, 9.89, 3.59, -1.09)
+SUPPORT_WEIGHTS = (-4.69, 9.91, 3.58, -1.04)
 
 
 def _group(prefix: str) -> SettingsConfigDict:
