@@ -96,7 +96,17 @@ def test_ask_json_has_exactly_the_documented_fields(
     )
     assert code == 0
     answer = json.loads(out)
-    assert set(answer) == {"answer", "abstained", "citations", "retrieved", "mode", "timings_ms"}
+    assert set(answer) == {
+        "answer",
+        "abstained",
+        "citations",
+        "retrieved",
+        "mode",
+        "timings_ms",
+        "query",
+        "missing_terms",
+    }
+    assert answer["query"].startswith("What NDCG") and answer["missing_terms"] == []
     assert answer["mode"] == "extractive" and answer["abstained"] is False
     assert set(answer["citations"][0]) == {"n", "paper_id", "title", "url", "evidence"}
     assert answer["citations"][0]["title"].startswith("SeqDialN")
