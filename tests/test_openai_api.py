@@ -205,6 +205,44 @@ def test_k_extension_limits_the_papers(client: openai.OpenAI) -> None:
     assert len(response.model_extra["paperchat"]["retrieved"]) == 2  # type: ignore[index]
 
 
+def test_concurrent_clients_all_get_cited_answers(base_url: str) -> None:
+    """20 clients x 3 questions at once, half streamed: every reply complete and consistent."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = [
+        QUESTION,
+        "Which dataset records biological experiments from several camera viewpoints?",
+        "How does averaging the weights of fine-tuned models improve accuracy?",
+        "Which benchmarks evaluate multimodal LLMs on video understanding?",
+    ]
+
+    def one_client(c: int) -> list[tuple[str, str, dict[str, Any]]]:
+        client = openai.OpenAI(base_url=base_url, api_key="x", max_retries=0, timeout=600)
+        replies = []
+        for i in range(3):
+            question = questions[(c + i) % len(questions)]
+            messages = [{"role": "user", "content": question}]
+            if (c + i) % 2:
+                chunks, content = stream_chat(client, messages)
+                structured = chunks[-1].model_extra["paperchat"]  # type: ignore[index]
+            else:
+                reply = client.chat.completions.create(model="paperchat", messages=messages)  # type: ignore[arg-type]
+                content = reply.choices[0].message.content or ""
+                structured = reply.model_extra["paperchat"]  # type: ignore[index]
+            replies.append((question, content, structured))
+        return replies
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = [r for replies in pool.map(one_client, range(20)) for r in replies]
+    assert len(results) == 60
+    by_question: dict[str, set[str]] = {}
+    for question, content, structured in results:
+        assert_markers_match_sources(content, structured)
+        by_question.setdefault(question, set()).add(content)
+    # Concurrency changes nothing: each question got one and the same answer every time.
+    assert all(len(contents) == 1 for contents in by_question.values())
+
+
 # -- LLM mode: a server whose LLM is a loopback chat-completions endpoint --------------------------
 def start_in_process(settings: Settings, embeddings: Any) -> tuple[Any, str]:
     from rag.pipeline import Assistant

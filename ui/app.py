@@ -324,7 +324,8 @@ def serve(settings: Settings) -> None:
     )
     where = f"http://{settings.ui.host}:{settings.ui.port}"
     launch(demo, settings, quiet=True, prevent_thread_lock=True)
-    print(f"paperchat: serving on {where} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    print(f"paperchat: serving on {where}, OpenAI-compatible API at {where}/v1 (Ctrl-C to stop)",
+          file=sys.stderr, flush=True)
     # Opening the index and loading the model compete with serving the first page for the
     # interpreter, so they start when that page has loaded, or after a moment when nobody
     # opens one.
