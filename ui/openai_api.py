@@ -78,14 +78,13 @@ def api_routes(service: Any, settings: Any) -> list[BaseRoute]:
             events = await run_in_threadpool(_open_stream, service, chat)
             # The first event is taken before the response starts, so an error before any
             # text still gets its own status code rather than an error event in a 200 stream.
-            first = await run_in_threadpool(next, events)
+            first = await run_in_threadpool(next, events, None)
+            if first is None:
+                raise APIError(500, "The answer stream was empty. Ask again.", type="server_error")
         except APIError as exc:
             return _error_response(exc)
         except PaperchatError as exc:
             return _error_response(protocol.from_paperchat_error(exc))
-        except StopIteration:
-            return _error_response(APIError(500, "The answer stream was empty. Ask again.",
-                                            type="server_error"))
         except Exception:
             log.exception("chat completion failed")
             return _error_response(_internal_error())
