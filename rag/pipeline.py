@@ -185,7 +185,6 @@ class Assistant:
 
         return RunnableLambda(run, name="paperchat")
 
-
     def as_retriever(self, k: int = 5) -> Any:
         """A langchain_core BaseRetriever over this index: one Document per paper, the abstract
         as page_content, title/url/paper_id/score/evidence in metadata (rag/retriever.py)."""
