@@ -148,7 +148,7 @@ def concurrency(settings: Settings, clients: int, per_client: int) -> None:
                 start = time.perf_counter()
                 try:
                     if stream:
-                        chunks = list(client.chat.completions.create(
+                        chunks: list[Any] = list(client.chat.completions.create(
                             model="paperchat", messages=messages_for(q), stream=True))  # type: ignore[arg-type]
                         content = "".join(ch.choices[0].delta.content or "" for ch in chunks)
                         structured = (chunks[-1].model_extra or {}).get("paperchat")

@@ -80,8 +80,9 @@ def test_retriever_rejects_a_bad_k(assistant: Any) -> None:
 def test_retriever_in_an_lcel_chain(assistant: Any) -> None:
     from langchain_core.runnables import RunnableLambda
 
-    chain = assistant.as_retriever(k=3) | RunnableLambda(
-        lambda docs: [d.metadata["title"] for d in docs]
-    )
+    def titles_of(docs: list[Document]) -> list[str]:
+        return [d.metadata["title"] for d in docs]
+
+    chain = assistant.as_retriever(k=3) | RunnableLambda(titles_of)
     titles = chain.invoke("Which dataset records biological experiments from several camera viewpoints?")
     assert titles[0].startswith("FineBio")

@@ -16,6 +16,7 @@ import openai
 import pytest
 from openai_server import FakeOpenAI, Recorded, Reply, error, text
 from process_server import child_env, free_port, http_status, paperchat_process
+from pydantic import SecretStr
 
 from rag.citations import MARKER, marker_numbers
 from rag.settings import LLMSettings, Settings
@@ -71,7 +72,7 @@ def assert_markers_match_sources(content: str, structured: dict[str, Any]) -> No
 
 def stream_chat(client: openai.OpenAI, messages: list[dict[str, str]], **extra: Any
                 ) -> tuple[list[Any], str]:
-    chunks = list(client.chat.completions.create(
+    chunks: list[Any] = list(client.chat.completions.create(
         model="paperchat", messages=messages, stream=True, **extra  # type: ignore[arg-type]
     ))
     content = "".join(c.choices[0].delta.content or "" for c in chunks)
@@ -269,7 +270,7 @@ def llm_api(
         settings = Settings(
             data_dir=tmp_path_factory.mktemp("llm-api"),
             db_dir=bundled_db,
-            llm=LLMSettings(model="test-model", api_key=KEY, base_url=upstream.base_url,
+            llm=LLMSettings(model="test-model", api_key=SecretStr(KEY), base_url=upstream.base_url,
                             timeout_s=2.0, max_retries=0),
         )
         demo, url = start_in_process(settings, embeddings)
@@ -331,8 +332,6 @@ def test_llm_failure_falls_back_to_extractive_with_a_note(
 def locked_url(
     bundled_db: Path, embeddings: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    from pydantic import SecretStr
-
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("locked"), db_dir=bundled_db,
         auth=SecretStr("alice:wonderland"), api_token=SecretStr("tok-123"),

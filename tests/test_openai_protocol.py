@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -69,7 +70,7 @@ def test_an_empty_question_is_left_to_the_question_check() -> None:
         ({"messages": [user("q")]}, 400, "`model` is required"),
         ({"model": "gpt-4o", "messages": [user("q")]}, 404, "does not exist"),
         (request(), 400, "non-empty list"),
-        (request("hi"), 400, "must be an object"),
+        (request("hi"), 400, "must be an object"),  # type: ignore[arg-type]
         (request(user("q"), {"role": "assistant", "content": "a"}), 400, "last message"),
         (request(user([{"type": "image_url", "image_url": {"url": "x"}}])), 400, "content part"),
         (request(user(42)), 400, "must be a string"),
@@ -121,7 +122,8 @@ def events(lines: list[str]) -> list[Any]:
 
 def test_stream_events_order() -> None:
     final = answer(text="It works [1]. Really [1].")
-    got = events(list(stream_events("It works [1].", iter([" Really [1].", final]), "chatcmpl-x")))
+    rest: list[str | Answer] = [" Really [1].", final]
+    got = events(list(stream_events("It works [1].", iter(rest), "chatcmpl-x")))
     assert got[-1] == "[DONE]"
     deltas = [e["choices"][0]["delta"] for e in got[:-1]]
     assert deltas[0] == {"role": "assistant", "content": ""}
@@ -134,7 +136,7 @@ def test_stream_events_order() -> None:
 
 
 def test_stream_error_after_start_is_an_error_event() -> None:
-    def failing() -> Any:
+    def failing() -> Iterator[str]:
         yield " more"
         raise IndexMissingError("The index is gone: run paperchat ingest.")
 
