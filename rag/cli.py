@@ -93,6 +93,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from ui.handlers import parse_auth
+    from ui.mcp_server import run_http, run_stdio
+
+    settings = _settings(args)
+    if args.host:
+        settings.ui.host = args.host
+    parse_auth(settings.auth.get_secret_value() if settings.auth else None)  # fail fast
+    if args.http:
+        run_http(settings, args.port)
+    else:
+        run_stdio(settings)
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from evals.cli import run_eval_command
 
@@ -203,6 +218,21 @@ def build_parser() -> argparse.ArgumentParser:
     _storage_options(serve)
     _llm_options(serve)
     serve.set_defaults(func=cmd_serve)
+
+    mcp = sub.add_parser(
+        "mcp",
+        help="serve the Model Context Protocol (tools for agents and desktop clients)",
+        description="Serve paperchat's tools (search_papers, get_paper, ask, list_sources) over "
+        "the Model Context Protocol: on stdin/stdout for clients that start it, or over "
+        "streamable HTTP at http://HOST:PORT/mcp with --http. Over HTTP, PAPERCHAT_AUTH or "
+        "PAPERCHAT_API_TOKEN makes every request need credentials (see docs/integrations.md).",
+    )
+    mcp.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
+    mcp.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    mcp.add_argument("--host", help="HTTP interface to bind (default 127.0.0.1)")
+    _storage_options(mcp)
+    _llm_options(mcp)
+    mcp.set_defaults(func=cmd_mcp)
 
     try:
         from evals.cli import add_eval_parser

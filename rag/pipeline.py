@@ -194,6 +194,13 @@ class Assistant:
 
         return RunnableLambda(run, name="paperchat")
 
+    def as_retriever(self, k: int = 5) -> Any:
+        """A langchain_core BaseRetriever over this index: one Document per paper, the abstract
+        as page_content, title/url/paper_id/score/evidence in metadata (rag/retriever.py)."""
+        from rag.retriever import PaperRetriever
+
+        return PaperRetriever(assistant=self, k=k)
+
 
 def _missing_terms(names: Sequence[str], answer: Answer) -> list[str]:
     """Asked names that no cited abstract mentions (none when the answer cites nothing)."""

@@ -219,6 +219,12 @@ class Settings(BaseSettings):
     auth: SecretStr | None = Field(
         default=None, description="'user:password' turns on login for the web chat."
     )
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for the OpenAI-compatible API (/v1/*) and the MCP HTTP "
+        "endpoint. When this or auth is set, those routes need `Authorization: Bearer TOKEN`, "
+        "or the auth credentials (`Bearer user:password` or HTTP Basic).",
+    )
     corpus: CorpusSettings = Field(default_factory=CorpusSettings, description="Corpus reading.")
     index: IndexSettings = Field(default_factory=IndexSettings, description="Chunking and storage.")
     embedding: EmbeddingSettings = Field(

@@ -279,6 +279,8 @@ def build_app(
         gr.api(ask_api, api_name="ask", concurrency_limit=concurrency, concurrency_id="chat")
 
     demo.queue(default_concurrency_limit=concurrency)
+    # launch() serves the OpenAI-compatible /v1 routes over the same service.
+    demo.paperchat_service = service
     return demo
 
 
@@ -300,6 +302,12 @@ def launch(demo: Any, settings: Settings, **kwargs: Any) -> Any:
         "ssr_mode": False,
         "mcp_server": False,
     }
+    service = getattr(demo, "paperchat_service", None)
+    if service is not None:
+        from ui.openai_api import api_routes
+
+        # Routes given to the FastAPI app gradio creates, so they exist before it serves.
+        options["app_kwargs"] = {"routes": api_routes(service, settings)}
     options.update(kwargs)
     options["share"] = False
     return demo.launch(**options)
@@ -316,7 +324,8 @@ def serve(settings: Settings) -> None:
     )
     where = f"http://{settings.ui.host}:{settings.ui.port}"
     launch(demo, settings, quiet=True, prevent_thread_lock=True)
-    print(f"paperchat: serving on {where} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    print(f"paperchat: serving on {where}, OpenAI-compatible API at {where}/v1 (Ctrl-C to stop)",
+          file=sys.stderr, flush=True)
     # Opening the index and loading the model compete with serving the first page for the
     # interpreter, so they start when that page has loaded, or after a moment when nobody
     # opens one.
