@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 import unicodedata
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from rag.types import Paper
+from rag.types import Answer, Paper
 
 # How a paper's link was found, best first: merging keeps the best one.
 LINK_KINDS = ("doi", "arxiv", "source", "search")
@@ -25,7 +25,7 @@ _ARXIV_OLD = re.compile(r"([a-z\-]+(?:\.[A-Z]{2})?/\d{7})(v\d+)?", re.IGNORECASE
 _YEAR = re.compile(r"\b(1[89]\d\d|2[01]\d\d)\b")
 # Words a citation key skips when it takes the first word of the title.
 _KEY_STOPWORDS = frozenset(
-    "a an the on of in for to and with from by at is are do does towards toward via".split()
+    ["a", "an", "the", "on", "of", "in", "for", "to", "and", "with", "from", "by", "at", "is", "are", "do", "does", "towards", "toward", "via"]
 )
 
 
@@ -180,3 +180,17 @@ def merge_papers(first: Paper, other: Paper) -> Paper:
         arxiv_id=first.arxiv_id or other.arxiv_id,
         link_kind=kind,
     )
+
+
+def cited_papers(answers: Iterable[Answer | None]) -> list[Paper]:
+    """The papers the answers cite, each once, in order of first citation."""
+    papers: dict[str, Paper] = {}
+    for answer in answers:
+        if answer is None:
+            continue
+        retrieved = {h.paper.id: h.paper for h in answer.retrieved}
+        for citation in answer.citations:
+            paper = retrieved.get(citation.paper_id)
+            if paper is not None:
+                papers.setdefault(paper.id, paper)
+    return list(papers.values())
