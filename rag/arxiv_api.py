@@ -169,8 +169,8 @@ def fetch(
                         on_progress(len(records), limit)
         except (arxiv.ArxivError, OSError) as exc:
             kept = (
-                f" The {len(records)} papers fetched so far are kept; run the same command "
-                "again to resume."
+                f" The {len(records)} paper{'s' if len(records) != 1 else ''} fetched so far "
+                "are kept; run the same command again to resume."
                 if records
                 else ""
             )
