@@ -12,7 +12,6 @@ import vcr
 
 from rag.arxiv_api import (
     ArxivNoResultsError,
-    ArxivUnreachableError,
     fetch,
     parse_ids,
 )
