@@ -23,6 +23,7 @@ OLD_VENUES = {
     "J": "Computational Linguistics", "K": "CoNLL", "S": "SemEval / *SEM", "W": "ACL workshop",
     "I": "IJCNLP", "L": "LREC",
 }
+JOURNALS = {"TACL", "CL", "Computational Linguistics"}
 
 
 def detokenize(sentences: list[str]) -> str:
@@ -35,15 +36,18 @@ def detokenize(sentences: list[str]) -> str:
 
 
 def year_and_venue(anthology_id: str) -> tuple[str, str]:
-    """`2020.acl-main.282` -> (2020, ACL); `P06-1112` -> (2006, ACL)."""
+    """`2020.acl-main.282` -> (2020, Proceedings of ACL 2020); `Q17-1001` -> (2017, TACL)."""
+    year, venue = "", ""
     new = re.match(r"(\d{4})\.([a-z]+)", anthology_id)
-    if new:
-        return new.group(1), new.group(2).upper()
     old = re.match(r"([A-Z])(\d{2})-", anthology_id)
-    if old:
-        year = int(old.group(2))
-        return str(2000 + year if year < 50 else 1900 + year), OLD_VENUES.get(old.group(1), "")
-    return "", ""
+    if new:
+        year, venue = new.group(1), new.group(2).upper()
+    elif old:
+        two = int(old.group(2))
+        year, venue = str(2000 + two if two < 50 else 1900 + two), OLD_VENUES.get(old.group(1), "")
+    if venue and venue not in JOURNALS:
+        venue = f"Proceedings of {venue} {year}"  # conference papers: @inproceedings in BibTeX
+    return year, venue
 
 
 def authors_of(parse: dict[str, Any]) -> list[str]:

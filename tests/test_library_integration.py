@@ -115,3 +115,30 @@ def test_bad_bib_changes_nothing_and_skip_bad_reads_the_rest(
     report = json.loads(out)
     assert (report["papers"], report["new"], report["skipped"]) == (184, 2, 1)
     assert report["notes"][0].startswith("bad.bib: skipped malformed entry broken2021 (line 8)")
+
+
+def test_arxiv_ingest_merges_with_the_bundled_copy_and_is_idempotent(
+    library_db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    embeddings,  # type: ignore[no-untyped-def]
+) -> None:
+    from tests.test_arxiv import CASSETTES, QUERY
+
+    monkeypatch.setenv("PAPERCHAT_ARXIV_DELAY_S", "0")
+    argv = ["ingest", "--arxiv", QUERY, "--max", "3", "--db", str(library_db)]
+    with CASSETTES.use_cassette("arxiv_query.yaml"):
+        code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    # LLaVA-Mini is on a bundled page: one paper, now with its arXiv link and authors.
+    assert out.startswith("Indexed 184 papers (2 new, 1 updated, 0 unchanged;")
+    assert "Merged 1 duplicate." in out and "(arXiv) into “LLaVA-Mini" in out
+    assert "Fetching from arXiv: 3/3 papers" in err  # progress (log lines when not a terminal)
+    with CASSETTES.use_cassette("arxiv_query.yaml"):
+        code, out, _ = run(capsys, *argv, "--json")
+    report = json.loads(out)
+    assert (report["papers"], report["new"], report["updated"], report["unchanged"]) == (184, 0, 0, 3)
+
+    assistant = Assistant.open(Settings(db_dir=library_db), embeddings=embeddings)
+    mini = next(p for p in assistant.index.all_papers() if p.arxiv_id == "2501.03895")
+    assert mini.title.startswith("LLaVA-Mini:") and mini.source == "001_e112e7a2b63268c1.txt, arXiv"
+    assert mini.authors[0] == "Shaolei Zhang" and mini.year == "2025"
+    assert not list((Settings().data_dir / "arxiv").glob("*.jsonl"))  # resume file gone
