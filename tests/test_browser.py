@@ -142,7 +142,7 @@ def wait_for_answer(pg: Any, answers_before: int = 0) -> Any:
 
 def test_ask_streams_a_cited_answer_with_sources(page: Any, chat_server: Any) -> None:
     intro = page.inner_text("#pc-intro")
-    assert "182 papers" in intro and "2 source files" in intro
+    assert "182 papers from two Hugging Face daily-papers pages" in intro
     assert page.locator("#pc-chat button.example").count() >= 3
 
     # Record every text the answer shows, to see it arrive in more than one piece.
@@ -189,9 +189,8 @@ def test_ask_streams_a_cited_answer_with_sources(page: Any, chat_server: Any) ->
     # title search, and the panel says so.
     with page.expect_download() as download:
         page.click("#pc-export-bib")
-    bib = Path(download.value.path())
-    assert bib.name == "paperchat-citations.bib"
-    bib_text = bib.read_text(encoding="utf-8")
+    assert download.value.suggested_filename == "paperchat-citations.bib"
+    bib_text = Path(download.value.path()).read_text(encoding="utf-8")
     assert bib_text.startswith("@misc{") and "SeqDialN" in bib_text
     assert source.locator(".pc-search").inner_text() == "search"
 
