@@ -42,9 +42,10 @@ def content_hash(paper: Paper) -> str:
     text = f"{paper.title}\n{paper.abstract}\n{paper.url}"
     metadata = (paper.authors, paper.date, paper.year, paper.venue, paper.doi, paper.arxiv_id)
     if any(metadata):
-        # Only papers that carry metadata hash it, so indexes built before it existed stay
-        # current; new metadata for a stored paper (e.g. a DOI from a .bib) updates it.
-        text += "\n" + json.dumps(metadata)
+        # Only papers that carry metadata hash it (and their sources, which merges extend),
+        # so indexes built before it existed stay current, while new metadata or a new
+        # source for a stored paper (e.g. a DOI from a .bib) updates it.
+        text += "\n" + json.dumps([*metadata, paper.source])
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -309,8 +310,20 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def _describe(paper: Paper) -> str:
-    return f"\u201c{paper.title[:80]}\u201d ({paper.source})"
+def _quoted(title: str, limit: int = 80) -> str:
+    short = title if len(title) <= limit else title[: limit - 1].rstrip() + "\u2026"
+    return f"\u201c{short}\u201d"
+
+
+def merge_note(paper: Paper, first: Paper, reason: str) -> str:
+    """`merged “T” (b.bib) with the copy from a.txt: same title`, naming both titles when
+    they differ."""
+    if normalize_title(paper.title) == normalize_title(first.title):
+        return f"merged {_quoted(paper.title)} ({paper.source}) with the copy from {first.source}: {reason}"
+    return (
+        f"merged {_quoted(paper.title)} ({paper.source}) into {_quoted(first.title)} "
+        f"({first.source}): {reason}"
+    )
 
 
 class DuplicateMerger:
@@ -345,7 +358,7 @@ class DuplicateMerger:
             result = merge_papers(first, paper)
             self.merged += 1
             if not quiet:
-                self.notes.append(f"merged {_describe(paper)} into {_describe(first)}: {reason}")
+                self.notes.append(merge_note(paper, first, reason))
         self.papers[result.id] = result
         for key in duplicate_keys(result):
             self._owner.setdefault(key, result.id)

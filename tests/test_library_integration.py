@@ -56,13 +56,28 @@ def test_bib_on_top_of_bundled_corpus_answers_with_authors_year_and_doi(
     # gain the .bib's metadata.
     assert out.startswith("Indexed 185 papers (3 new, 2 updated, 0 unchanged;")
     assert "Merged 2 duplicates. Skipped 1 entry." in out
-    short = FINECLIPER[:80]
-    assert f"merged “{short}” (refs.bib) into “{short}” (000_c23ffdfbf418029a.txt): same title" in out
+    short = FINECLIPER[:79] + "…"
+    assert f"merged “{short}” (refs.bib) with the copy from 000_c23ffdfbf418029a.txt: same title" in out
     assert "refs.bib: skipped 1 entry without an abstract: noabstract2020" in out
 
     code, out, _ = run(capsys, "ingest", str(bib), "--db", str(library_db), "--json")
     again = json.loads(out)
     assert (again["new"], again["updated"], again["unchanged"], again["merged"]) == (0, 0, 5, 0)
+
+    # Stored papers are found by DOI and by arXiv id even when the titles differ.
+    more = tmp_path / "more.jsonl"
+    more.write_text(
+        json.dumps({"title": "Predicting glacier melt (preprint version)", "doi": "doi:10.5555/GLACIER.2022.7",
+                    "abstract": "Short preprint abstract about glacier melt."}) + "\n"
+        + json.dumps({"title": "LLaVA Mini", "arxiv_id": "arXiv:2501.03895v2",
+                      "abstract": "One vision token is enough.", "date": "2025-01-07"}) + "\n",
+        encoding="utf-8",
+    )
+    code, out, _ = run(capsys, "ingest", str(more), "--db", str(library_db), "--json")
+    report = json.loads(out)
+    assert (report["papers"], report["new"], report["updated"], report["merged"]) == (185, 0, 2, 2)
+    assert any("same DOI" in n and "Glacier Melt Prediction" in n for n in report["notes"])
+    assert any("same arXiv id" in n and "“LLaVA Mini” (more.jsonl)" in n for n in report["notes"])
 
     question = "How does Tidal Memory let dialogue models recall conversations from weeks earlier?"
     code, out, _ = run(capsys, "ask", question, "--db", str(library_db), "--json", "--bibtex")
@@ -97,7 +112,10 @@ def test_bib_on_top_of_bundled_corpus_answers_with_authors_year_and_doi(
     # The web chat names the sources and answers /ask with the same citation and BibTeX.
     service = ChatService(assistant.settings, assistant)
     intro = service.intro_markdown()
-    assert "**185 papers** from two Hugging Face daily-papers pages and refs.bib (BibTeX, 5 papers)" in intro
+    assert (
+        "**185 papers** from two Hugging Face daily-papers pages, refs.bib (BibTeX, 5 papers) "
+        "and more.jsonl (JSON Lines, 2 papers)."
+    ) in intro
     result = service.ask_json(question, [])
     assert result["citations"][0]["doi"] == "10.5555/tidal.2023.42"
     assert result["bibtex"].startswith("@inproceedings{garcia2023tidal,")
@@ -130,7 +148,7 @@ def test_arxiv_ingest_merges_with_the_bundled_copy_and_is_idempotent(
     assert code == 0, err
     # LLaVA-Mini is on a bundled page: one paper, now with its arXiv link and authors.
     assert out.startswith("Indexed 184 papers (2 new, 1 updated, 0 unchanged;")
-    assert "Merged 1 duplicate." in out and "(arXiv) into “LLaVA-Mini" in out
+    assert "Merged 1 duplicate." in out and "(arXiv) with the copy from 001_e112e7a2b63268c1.txt: same title" in out
     assert "Fetching from arXiv: 3/3 papers" in err  # progress (log lines when not a terminal)
     with CASSETTES.use_cassette("arxiv_query.yaml"):
         code, out, _ = run(capsys, *argv, "--json")
