@@ -257,3 +257,13 @@ def test_sources_show_authors_year_and_say_search() -> None:
     panel = render.sources_html(answer)
     assert '<span class="pc-byline">Chidi Okafor and Sven Lindqvist, 2022</span>' in panel
     assert panel.count('class="pc-search"') == 1
+
+
+def test_llm_sources_name_authors_and_year_only_when_known() -> None:
+    from rag.llm import _sources_block
+
+    glacier, maps = read_source(LIBRARY / "refs.ris", SEARCH).papers
+    bare = make_paper("Bare Title", "An abstract.", source="t", search_url_template=SEARCH)
+    block = _sources_block([Hit(glacier, 1.0), Hit(bare, 1.0)])
+    assert "title: Glacier melt prediction from sparse satellite passes\nby: Chidi Okafor and Sven Lindqvist, 2022\nabstract:" in block
+    assert "title: Bare Title\nabstract: An abstract." in block  # as before for bare papers
