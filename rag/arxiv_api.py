@@ -167,17 +167,15 @@ def fetch(
                     records.append(record)
                     if on_progress:
                         on_progress(len(records), limit)
+        except arxiv.HTTPError as exc:
+            if 400 <= exc.status < 500 and exc.status != 429:
+                raise ArxivUnreachableError(
+                    f"The arXiv API rejected the request (HTTP status {exc.status}); nothing was "
+                    "changed. Check the query syntax (e.g. ti:llava AND cat:cs.CV) or the ids."
+                ) from exc
+            raise ArxivUnreachableError(_unreachable(exc, len(records))) from exc
         except (arxiv.ArxivError, OSError) as exc:
-            kept = (
-                f" The {len(records)} paper{'s' if len(records) != 1 else ''} fetched so far "
-                "are kept; run the same command again to resume."
-                if records
-                else ""
-            )
-            raise ArxivUnreachableError(
-                f"The arXiv API is unreachable ({_reason(exc)}); nothing was changed in the "
-                f"index.{kept} Fetching from arXiv needs network access."
-            ) from exc
+            raise ArxivUnreachableError(_unreachable(exc, len(records))) from exc
     what = f"the query \u201c{query}\u201d" if query else "those ids"
     if not records:
         cache.unlink(missing_ok=True)
@@ -189,6 +187,19 @@ def fetch(
     missing = [i for i in ids if i not in found]
     papers = [_paper(r, settings.corpus.search_url_template) for r in records]
     return ArxivFetch(papers, cache, resumed=resumed, missing=missing)
+
+
+def _unreachable(exc: BaseException, fetched: int) -> str:
+    kept = (
+        f" The {fetched} paper{'s' if fetched != 1 else ''} fetched so far are kept; run the "
+        "same command again to resume."
+        if fetched
+        else ""
+    )
+    return (
+        f"The arXiv API is unreachable ({_reason(exc)}); nothing was changed in the index.{kept} "
+        "Fetching from arXiv needs network access."
+    )
 
 
 def _reason(exc: BaseException) -> str:

@@ -12,6 +12,7 @@ import vcr
 
 from rag.arxiv_api import (
     ArxivNoResultsError,
+    ArxivUnreachableError,
     fetch,
     parse_ids,
 )
@@ -140,3 +141,10 @@ def test_offline_says_unreachable_and_changes_nothing(
     assert not db.exists()
 
 
+
+
+def test_rejected_request_says_so_and_changes_nothing(tmp_path: Path) -> None:
+    with CASSETTES.use_cassette("arxiv_bad_request.yaml"), pytest.raises(
+        ArxivUnreachableError, match=r"rejected the request \(HTTP status 400\); nothing was changed"
+    ):
+        fetch(settings_for(tmp_path), ids=["2402.01234"])

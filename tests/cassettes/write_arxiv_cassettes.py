@@ -95,11 +95,11 @@ def feed(papers: list[dict[str, object]], total: int, start: int) -> str:
     )
 
 
-def interaction(args: dict[str, str], body: str) -> dict[str, object]:
+def interaction(args: dict[str, str], body: str, status: int = 200) -> dict[str, object]:
     return {
         "request": {"body": None, "headers": {}, "method": "GET", "uri": f"{API}?{urlencode(args)}"},
         "response": {
-            "status": {"code": 200, "message": "OK"},
+            "status": {"code": status, "message": "OK" if status == 200 else "Bad Request"},
             "headers": {"Content-Type": ["application/atom+xml; charset=utf-8"]},
             "body": {"string": body},
         },
@@ -130,6 +130,10 @@ if __name__ == "__main__":
     # Two ids, one of which arXiv does not know: the feed has only the other.
     write("arxiv_ids.yaml", [
         interaction(ids_args(["2402.01234", "2409.99999"], 2), feed([PAPERS[1]], 1, 0)),
+    ])
+    # arXiv answers a malformed id list with HTTP 400 and an error feed.
+    write("arxiv_bad_request.yaml", [
+        interaction(ids_args(["2402.01234"], 1), feed([], 0, 0), status=400),
     ])
     write("arxiv_empty.yaml", [
         interaction(query_args("ti:nosuchpaperanywhere", 0, 5), feed([], 0, 0)),
