@@ -267,3 +267,15 @@ def test_llm_sources_name_authors_and_year_only_when_known() -> None:
     block = _sources_block([Hit(glacier, 1.0), Hit(bare, 1.0)])
     assert "title: Glacier melt prediction from sparse satellite passes\nby: Chidi Okafor and Sven Lindqvist, 2022\nabstract:" in block
     assert "title: Bare Title\nabstract: An abstract." in block  # as before for bare papers
+
+
+def test_duplicate_bibtex_keys_and_broken_json_are_named(tmp_path: Path) -> None:
+    twice = tmp_path / "twice.bib"
+    entry = "@article{same2020,\n  title = {T},\n  abstract = {An abstract here.},\n}\n\n"
+    twice.write_text(entry + entry, encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"malformed entry same2020 \(line 6\): its key is used by an earlier entry"):
+        read_source(twice, SEARCH)
+    broken = tmp_path / "zotero.json"
+    broken.write_text('[\n  {"title": "T",\n   "abstract": "A"\n', encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"zotero.json, line 4: not valid JSON"):
+        read_source(broken, SEARCH)
