@@ -1,5 +1,6 @@
-"""Corpus readers: listing pages, JSON Lines and (through rag.formats) BibTeX, RIS and
-CSL-JSON -> Paper, with stable ids and merged duplicates."""
+"""Corpus readers: listing pages and JSON Lines here, BibTeX, RIS and CSL-JSON in rag.bibtex,
+rag.ris and rag.csljson (picked by read_source) -> Paper, with stable ids and duplicates
+merged on DOI, arXiv id or title."""
 
 from __future__ import annotations
 
