@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup chat test eval bench lint clean
+.PHONY: setup chat test eval fit bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,10 +20,22 @@ chat: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The external ACLSum set (250 ACL papers, 750 summary-as-query questions) lives in build/.
+ACLSUM := build/aclsum
+
 eval: $(STAMP)
 	$(BIN)/paperchat ingest
 	$(BIN)/paperchat eval evals/sets/dev.jsonl --mode extractive --out docs/eval-report
 	$(BIN)/paperchat eval evals/sets/dev_hard.jsonl --mode extractive --out docs/eval-report-hard
+	$(BIN)/python -m evals.aclsum $(ACLSUM)
+	$(BIN)/paperchat ingest $(ACLSUM)/aclsum-corpus.jsonl --db $(ACLSUM)/db
+	$(BIN)/paperchat eval $(ACLSUM)/aclsum.jsonl --db $(ACLSUM)/db --mode extractive --out docs/eval-report-aclsum
+
+# Refit the fusion and abstention constants across dev, dev_hard and ACLSum (leave-one-set-out
+# folds in docs/fit-retrieval.json); copy the final ones into rag/settings.py by hand.
+fit: eval
+	$(BIN)/python scripts/fit_retrieval.py --bundled-db $$($(BIN)/python -c 'from rag.settings import Settings; print(Settings().resolved_db_dir)') \
+		--aclsum-db $(ACLSUM)/db --aclsum-set $(ACLSUM)/aclsum.jsonl --out docs/fit-retrieval.json
 
 bench: $(STAMP)
 	$(BIN)/paperchat bench

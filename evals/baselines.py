@@ -28,6 +28,7 @@ from evals.configs import BASELINES
 from evals.sets import EvalQuestion
 from rag.errors import InputError
 from rag.pipeline import Assistant
+from rag.retrieve import contextualize
 from rag.types import Answer
 
 RANK_DEPTH = 20
@@ -50,6 +51,8 @@ class Outcome:
     latency_ms: float
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # Names the question insists on that the cited abstracts never mention (flagged answer).
+    missing_terms: list[str] = field(default_factory=list)
 
 
 class Config(Protocol):
@@ -70,6 +73,7 @@ def _from_answer(answer: Answer, ranked: list[str], latency_ms: float) -> Outcom
         answer=answer.text,
         latency_ms=latency_ms,
         note=answer.note,
+        missing_terms=list(answer.missing_terms),
     )
 
 
@@ -93,9 +97,12 @@ class DefaultConfig:
         start = time.perf_counter()
         answer = self.assistant.ask(question.question, question.history, self.k, self.mode)
         latency = (time.perf_counter() - start) * 1000
-        # A query is its own context: with no history the retriever uses it as it is.
+        # An LLM's rewrite of a follow-up is its own context; otherwise retrieve as ask did.
+        rewritten = answer.query and answer.query != contextualize(
+            question.question, question.history
+        )
         query, history = (
-            (answer.query, ()) if answer.query else (question.question, question.history)
+            (answer.query, ()) if rewritten else (question.question, question.history)
         )
         ranking = self.assistant.retriever.retrieve(query, history, RANK_DEPTH)
         ranked = [h.paper.title for h in ranking.hits[:RANK_DEPTH]]
@@ -118,7 +125,9 @@ class RetrieverConfig:
         retrieval = self.assistant.retriever.retrieve(
             question.question, question.history, self.k, mode=self.retrieval_mode
         )
-        answer = self.assistant.extractive(question.question, retrieval, self.k)
+        answer = self.assistant.extractive(
+            question.question, retrieval, self.k, question.history
+        )
         latency = (time.perf_counter() - start) * 1000
         return _from_answer(answer, [h.paper.title for h in retrieval.hits[:RANK_DEPTH]], latency)
 

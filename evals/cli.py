@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -79,6 +80,14 @@ def add_eval_parser(
         "--k", type=int, metavar="N", help="papers retrieved and answered from (default 5)"
     )
     parser.add_argument(
+        "--distractors",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first add N synthetic look-alike papers (the bench generator's) to a copy of the "
+        "index, kept under DATA_DIR/distractors-N and reused, then run the set on that copy",
+    )
+    parser.add_argument(
         "--fail-under",
         action="append",
         default=[],
@@ -152,6 +161,39 @@ def summary_table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def with_distractors(settings: Any, n: int) -> Any:
+    """Settings for a copy of the local index with `n` synthetic papers added (made once)."""
+    import shutil
+
+    from evals.bench import synthetic_papers
+    from rag.lexical import LexicalIndex
+    from rag.pipeline import Assistant
+    from rag.progress import progress_bar
+
+    if settings.chroma_url:
+        raise InputError("--distractors copies a local index; it cannot copy a Chroma server's.")
+    source = settings.resolved_db_dir
+    if not (source / "chroma.sqlite3").exists():
+        raise InputError(f"No index at {source}: run `paperchat ingest` first.")
+    copy = settings.data_dir / f"distractors-{n}"
+    if not (copy / "chroma.sqlite3").exists():
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(source, copy, ignore=shutil.ignore_patterns(".ingest.lock"))
+    settings = settings.model_copy(update={"db_dir": copy})
+    count = LexicalIndex.saved_summary(copy / "lexical.pkl")
+    base = count.papers if count else 0
+    corpus = copy / "distractors.jsonl"
+    records = synthetic_papers(base + n)[base:]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    print(f"Adding {n} distractor papers to {copy} (once; later runs reuse them)", file=sys.stderr)
+    update, close = progress_bar("Distractors")
+    try:
+        Assistant.create(settings).ingest([corpus], on_progress=update)
+    finally:
+        close()
+    return settings
+
+
 def run_eval_command(args: argparse.Namespace, settings: Any) -> int:
     """Validate the options, run the set, write the reports; the exit status."""
     from evals.baselines import parse_compare
@@ -168,6 +210,10 @@ def run_eval_command(args: argparse.Namespace, settings: Any) -> int:
     eval_set = load_set(Path(args.set_file))
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else settings.data_dir / "evals" / f"{eval_set.name}-{stamp}"
+    if args.distractors < 0 or args.distractors > 1_000_000:
+        raise InputError(f"--distractors {args.distractors}: use 0 to 1000000 papers.")
+    if args.distractors:
+        settings = with_distractors(settings, args.distractors)
     assistant = Assistant.open(settings)
     update, close = _progress()
     try:

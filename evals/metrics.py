@@ -11,6 +11,10 @@ metric is the mean over the questions where it applies, which is exactly the def
 - key_point_coverage: answerable questions; share of key points covered by the answer.
 - abstention_accuracy: unanswerable questions; 1 when the answer abstained.
 - false_abstention_rate: answerable questions; 1 when the answer abstained.
+- refused_or_flagged: unanswerable questions; 1 when the answer abstained or said which of
+  the question's names the cited abstracts do not mention (a visibly flagged near miss).
+- answer_words: questions answered (not abstained); words in the answer. The set's value is
+  the median, not the mean.
 
 Titles are compared after rag.corpus.normalize_title (lower-cased, letters and digits only).
 """
@@ -34,9 +38,13 @@ METRIC_KEYS = (
     "key_point_coverage",
     "abstention_accuracy",
     "false_abstention_rate",
+    "refused_or_flagged",
+    "answer_words",
 )
+# Aggregated by the median: a few long multi-paper lists should not hide typical length.
+MEDIAN_METRICS = frozenset({"answer_words"})
 # Metrics where a smaller value is better (for "best" marks and --fail-under).
-LOWER_IS_BETTER = frozenset({"false_abstention_rate"})
+LOWER_IS_BETTER = frozenset({"false_abstention_rate", "answer_words"})
 
 METRIC_HELP = {
     "recall@1": "share of gold papers ranked first (answerable questions)",
@@ -49,6 +57,9 @@ METRIC_HELP = {
     "answer (answerable)",
     "abstention_accuracy": "share of unanswerable questions the answer abstains on",
     "false_abstention_rate": "share of answerable questions abstained on (lower is better)",
+    "refused_or_flagged": "share of unanswerable questions abstained on or answered with the "
+    "asked names the cited abstracts lack listed",
+    "answer_words": "median words in an answer that does not abstain (lower is shorter)",
     "n": "number of questions scored",
 }
 
@@ -126,11 +137,15 @@ def score_question(
     cited_titles: Sequence[str],
     abstained: bool,
     answer: str,
+    flagged: bool = False,
 ) -> Metrics:
     """Every metric for one question; None where it does not apply."""
     metrics: Metrics = dict.fromkeys(METRIC_KEYS)
+    if not abstained:
+        metrics["answer_words"] = float(len(answer.split()))
     if not gold_titles:
         metrics["abstention_accuracy"] = 1.0 if abstained else 0.0
+        metrics["refused_or_flagged"] = 1.0 if abstained or flagged else 0.0
         return metrics
     for k in RECALL_DEPTHS:
         metrics[f"recall@{k}"] = recall_at(gold_titles, retrieved_titles, k)
@@ -147,8 +162,13 @@ def aggregate(per_question: Sequence[Mapping[str, float | None]]) -> dict[str, f
     """Mean of each metric over the questions where it applies (None if none do), plus `n`."""
     result: dict[str, float | int | None] = {}
     for key in METRIC_KEYS:
-        values = [m[key] for m in per_question if m.get(key) is not None]
-        result[key] = sum(v for v in values if v is not None) / len(values) if values else None
+        values = [float(v) for m in per_question if (v := m.get(key)) is not None]
+        if not values:
+            result[key] = None
+        elif key in MEDIAN_METRICS:
+            result[key] = percentile(values, 50)
+        else:
+            result[key] = sum(values) / len(values)
     result["n"] = len(per_question)
     return result
 

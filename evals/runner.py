@@ -34,6 +34,7 @@ def question_record(config: str, question: EvalQuestion, outcome: Outcome) -> di
             cited_titles=outcome.cited_titles,
             abstained=outcome.abstained,
             answer=outcome.answer,
+            flagged=bool(outcome.missing_terms),
         ),
         "latency_ms": round(outcome.latency_ms, 2),
         "gold_titles": list(question.gold_titles),
@@ -41,6 +42,8 @@ def question_record(config: str, question: EvalQuestion, outcome: Outcome) -> di
     }
     if outcome.note:
         record["note"] = outcome.note
+    if outcome.missing_terms:
+        record["missing_terms"] = outcome.missing_terms
     record.update(outcome.extra)
     return record
 

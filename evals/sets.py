@@ -20,7 +20,8 @@ from rag.errors import EvalSetError, InputError
 from rag.inputs import parse_history
 from rag.types import Turn
 
-QUESTION_TYPES = ("paraphrase", "keyword", "multi", "unanswerable", "followup")
+# "summary": a human-written summary used as the query (the external ACLSum set).
+QUESTION_TYPES = ("paraphrase", "keyword", "multi", "unanswerable", "followup", "summary")
 
 
 @dataclass(frozen=True)

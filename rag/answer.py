@@ -1,98 +1,183 @@
-"""The extractive answerer: sentences from the cited abstracts, each with its marker.
+"""The extractive answerer: short answers made of abstract sentences, each with its marker.
 
-It never writes text that is not in an abstract; the only fixed text is the abstention.
+It never writes text that is not in an abstract or a title; the only fixed text is the
+abstention and the note that a follow-up's answer was already given.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.citations import citation_for
+from rag.citations import citation_for, evidence, ranked_sentences
 from rag.lexical import LexicalIndex
 from rag.settings import AnswerSettings, RetrievalSettings
-from rag.text import split_sentences, stems
-from rag.types import Answer, Citation, Hit
+from rag.text import name_key, name_keys, name_terms, stems, words
+from rag.types import Answer, Citation, Hit, Paper, Turn
 
 ABSTAIN_TEXT = (
     "The indexed papers don't answer this question. Try rephrasing it, or add papers that cover it."
 )
+ALREADY_SAID = "The abstract of {title} says nothing more on this than the answer above [{n}]."
 # Questions that ask for several papers: "papers"/"works" anywhere, or a plural head noun
-# ("Which methods ...") -- not any plural ("separate systems" in a one-paper question).
+# right after the question word ("Which methods ..."); "which datasets" asks about one paper.
 _PLURAL = re.compile(
     r"\b(papers|works|studies|articles|publications)\b|^\s*(which|what)\s+(\w+\s+)?"
     r"(methods|approaches|models|frameworks|techniques|systems)\b",
     re.IGNORECASE,
 )
 _MAX_PAPERS = 5
+# What kind of thing the question asks for, and how a sentence that gives it looks: a
+# quantity is written with digits, a dataset or benchmark by its name.
+_ASKS_QUANTITY = re.compile(
+    r"\b(how (many|much|large|big|long|fast|far)|what (percentage|fraction|share|number|"
+    r"scores?|accuracy|speed-?up)|by what|to what extent)\b",
+    re.IGNORECASE,
+)
+_ASKS_NAME = re.compile(r"\b(datasets?|benchmarks?|corpora|corpus|test sets?)\b", re.IGNORECASE)
+_HAS_DIGIT = re.compile(r"\d")
+# Ranks a sentence that gives the asked kind of thing above one that only shares words.
+ANSWER_TYPE_BONUS = 0.2
 
 
 def asks_for_several(question: str) -> bool:
     return bool(_PLURAL.search(question))
 
 
+def missing_names(names: Sequence[str], paper: Paper) -> list[str]:
+    """The asked names (as written) that the paper's title and abstract never mention. A
+    hyphenated name counts as mentioned when its head is ("ViT-style" by "ViT")."""
+    have = name_keys(f"{paper.title} {paper.abstract}")
+    return [
+        name
+        for name in names
+        if name_key(name) not in have and name_key(re.split(r"[-.]", name)[0]) not in have
+    ]
+
+
 @dataclass
 class Support:
     """How well the top paper supports the question; drives abstention."""
 
-    dense: float
-    term_coverage: float
+    dense: float  # cosine of its best chunk
+    term_coverage: float  # idf-weighted share of the question's terms it has
+    missing_names: float  # share of the names the question insists on that it lacks
+
+    def probability(self, settings: RetrievalSettings) -> float:
+        """Logistic estimate that the paper answers the question (weights fitted by
+        scripts/fit_retrieval.py, see docs/evaluation.md)."""
+        bias, dense, coverage, missing = settings.support_weights
+        x = bias + dense * self.dense + coverage * self.term_coverage + missing * self.missing_names
+        return 1.0 / (1.0 + math.exp(-x))
 
     def answerable(self, settings: RetrievalSettings) -> bool:
-        """Either signal alone suffices: paraphrases score high on dense similarity, keyword
-        questions on term coverage; a question the papers don't answer is low on both."""
-        return (
-            self.dense >= settings.abstain_dense_below
-            or self.term_coverage >= settings.abstain_coverage_below
-        )
+        return self.probability(settings) >= 0.5
 
 
-def support(query: str, top: Hit, lexical: LexicalIndex) -> Support:
-    """Dense similarity of the best chunk, plus the idf-weighted share of query terms it has.
-
-    A term no indexed paper uses weighs most: a question about something the corpus never
-    mentions ("optical flow", "milliseconds") loses coverage exactly where it matters.
-    """
-    terms = set(stems(query))
-    have = set(stems(f"{top.paper.title} {top.paper.abstract}"))
-    total = sum(lexical.idf(t) for t in terms)
-    covered = sum(lexical.idf(t) for t in terms & have)
-    return Support(dense=top.dense, term_coverage=covered / total if total else 0.0)
+def support(query: str, hit: Hit, lexical: LexicalIndex, names: Sequence[str] = ()) -> Support:
+    coverage = evidence(query, hit.paper, lexical.idf).coverage
+    missing = len(missing_names(names, hit.paper)) / len(names) if names else 0.0
+    return Support(dense=hit.dense, term_coverage=coverage, missing_names=missing)
 
 
-def choose_papers(question: str, hits: Sequence[Hit], limit: int) -> list[Hit]:
-    """The top paper; for a question asking for several, those scoring near it too."""
+def choose_papers(
+    question: str,
+    query: str,
+    hits: Sequence[Hit],
+    lexical: LexicalIndex,
+    settings: RetrievalSettings,
+    names: Sequence[str],
+    limit: int,
+) -> list[Hit]:
+    """The top paper; for a question asking for several, every other top hit that supports
+    the question by the same test the top paper passed."""
     if not hits:
         return []
     if not asks_for_several(question):
         return [hits[0]]
-    top = hits[0].score
-    chosen = [hits[0]]
-    for hit in hits[1 : min(limit, _MAX_PAPERS)]:
-        if top > 0 and hit.score >= 0.45 * top:
-            chosen.append(hit)
+    return [hits[0]] + [
+        hit
+        for hit in hits[1 : min(limit, _MAX_PAPERS)]
+        if support(query, hit, lexical, names).answerable(settings)
+    ]
+
+
+def _said(history: Sequence[Turn]) -> set[str]:
+    """Sentences already in the conversation, compared by their words."""
+    return {
+        " ".join(words(sentence))
+        for turn in history
+        if turn.role == "assistant"
+        for sentence in re.split(r"(?<=[.!?\]])\s+", turn.content)
+    } | {" ".join(words(re.sub(r"\s*\[\d+\]", "", turn.content))) for turn in history}
+
+
+def short_title(title: str) -> str:
+    """The name a title gives its paper ("VERIFIED: A Video Corpus ..." -> "VERIFIED"), or the
+    whole title when it has none."""
+    head, sep, _ = title.partition(":")
+    return head.strip() if sep and 0 < len(head.split()) <= 5 else title
+
+
+# "Which paper/method/model/dataset ...": the answer is what the paper is, which its
+# contribution sentence says ("we propose X", or a sentence naming X).
+_ASKS_IDENTITY = re.compile(r"^\W*(which|what|is there)\b(?! (is|are|was|were|do|does|did)\b)", re.I)
+_CONTRIBUTION = re.compile(r"\b(we|this (paper|work))\b.{0,40}\b(propose|present|introduce|develop|build|construct|contribute)", re.I)
+
+
+def _key_sentences(
+    question: str, hit: Hit, lexical: LexicalIndex, said: set[str], most: int
+) -> list[str]:
+    """Up to `most` sentences that answer, best first, none already said.
+
+    The first is the best by question-term share, plus a bonus when it gives the kind of
+    thing asked (a number, a dataset name, what the paper is). Each further sentence must
+    add a question term of above-median weight that the chosen ones lack: a second ask of
+    the question, not more of the same.
+    """
+    matched = " ".join(hit.evidence[:1])
+    wants_number = bool(_ASKS_QUANTITY.search(question))
+    wants_name = bool(_ASKS_NAME.search(question))
+    wants_identity = bool(_ASKS_IDENTITY.search(question))
+    own_name = name_key(short_title(hit.paper.title)) if ":" in hit.paper.title else ""
+
+    def gives(sentence: str) -> bool:
+        return (
+            (wants_number and bool(_HAS_DIGIT.search(sentence)))
+            or (wants_name and bool(name_terms(sentence)))
+            or (
+                wants_identity
+                and (bool(_CONTRIBUTION.search(sentence)) or bool(own_name and own_name in name_keys(sentence)))
+            )
+        )
+
+    def score(share: float, sentence: str) -> float:
+        return share + ANSWER_TYPE_BONUS * gives(sentence) + (0.05 if sentence in matched else 0.0)
+
+    ranked = sorted(
+        ranked_sentences(question, hit.paper, lexical.idf), key=lambda r: (-score(r[0], r[2]), r[1])
+    )
+    fresh = [s for _, _, s in ranked if s.strip() and " ".join(words(s)) not in said]
+    if not fresh:
+        return []
+    if wants_identity:
+        # "Which paper ...?" is answered by what the paper is: its contribution sentence leads.
+        contribution = [s for s in fresh if gives(s)]
+        fresh = contribution[:1] + [s for s in fresh if s not in contribution[:1]]
+    weights = {t: lexical.idf(t) for t in set(stems(question))}
+    heavy = sorted(weights.values())[len(weights) // 2] if weights else 0.0
+    chosen = [fresh[0]]
+    covered = set(stems(fresh[0]))
+    for sentence in fresh[1:]:
+        if len(chosen) >= most:
+            break
+        new = {t for t in set(stems(sentence)) - covered if weights.get(t, 0.0) >= heavy > 0}
+        if new:
+            chosen.append(sentence)
+            covered |= set(stems(sentence))
     return chosen
-
-
-def rank_sentences(query: str, hit: Hit, lexical: LexicalIndex) -> list[tuple[float, int, str]]:
-    """(score, position, sentence) for the abstract's sentences, best first."""
-    terms = set(stems(query))
-    weights = {t: lexical.idf(t) for t in terms}
-    total = sum(weights.values()) or 1.0
-    best_chunk = hit.evidence[0] if hit.evidence else ""
-    ranked = []
-    for position, sentence in enumerate(split_sentences(hit.paper.abstract)):
-        have = set(stems(sentence))
-        score = sum(w for t, w in weights.items() if t in have) / total
-        if best_chunk and sentence in best_chunk:
-            score += 0.15  # the dense model matched this region of the abstract
-        if position == 0 or re.search(
-            r"\b(we|this paper) (propose|present|introduce)", sentence, re.I
-        ):
-            score += 0.1  # the contribution sentence says what the paper is
-        ranked.append((score, position, sentence))
-    return sorted(ranked, key=lambda r: (-r[0], r[1]))
 
 
 def extractive_answer(
@@ -103,24 +188,36 @@ def extractive_answer(
     settings: AnswerSettings,
     retrieval_settings: RetrievalSettings,
     k: int,
+    names: Sequence[str] = (),
+    history: Sequence[Turn] = (),
 ) -> Answer:
     retrieved = list(hits[:k])
-    if not hits or not support(query, hits[0], lexical).answerable(retrieval_settings):
+
+    def abstain() -> Answer:
         return Answer(ABSTAIN_TEXT, [], retrieved, abstained=True, mode="extractive", query=query)
-    chosen = choose_papers(question, hits, k)
-    per_paper = max(2, settings.max_sentences // len(chosen))
-    paragraphs: list[str] = []
+
+    if not hits or not support(query, hits[0], lexical, names).answerable(retrieval_settings):
+        return abstain()
+    chosen = choose_papers(question, query, hits, lexical, retrieval_settings, names, k)
+    said = _said(history)
+    lines: list[str] = []
     citations: list[Citation] = []
-    for n, hit in enumerate(chosen, start=1):
-        picked = sorted(rank_sentences(query, hit, lexical)[:per_paper], key=lambda r: r[1])
-        paragraphs.append(" ".join(f"{sentence} [{n}]" for _, _, sentence in picked))
-        best = max(picked, key=lambda r: r[0])[2]
-        citations.append(citation_for(n, hit, best))
-    return Answer(
-        "\n\n".join(paragraphs),
-        citations,
-        retrieved,
-        abstained=False,
-        mode="extractive",
-        query=query,
-    )
+    if len(chosen) > 1:
+        # One line per paper: its title and the sentence that answers best.
+        for n, hit in enumerate(chosen, start=1):
+            picked = _key_sentences(question, hit, lexical, said, 1) or _key_sentences(
+                question, hit, lexical, set(), 1
+            )
+            lines.append(f"- {short_title(hit.paper.title)}: {picked[0]} [{n}]")
+            citations.append(citation_for(n, hit, picked[0]))
+        text = "\n".join(lines)
+    else:
+        hit = chosen[0]
+        picked = _key_sentences(question, hit, lexical, said, settings.max_sentences)
+        if not picked:
+            text = ALREADY_SAID.format(title=hit.paper.title, n=1)
+            citations.append(citation_for(1, hit, evidence(query, hit.paper, lexical.idf).sentence))
+        else:
+            text = " ".join(f"{sentence} [1]" for sentence in picked)
+            citations.append(citation_for(1, hit, picked[0], highlights=picked))
+    return Answer(text, citations, retrieved, abstained=False, mode="extractive", query=query)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rag.metadata import byline
 from rag.text import split_sentences, stems
-from rag.types import Citation, Hit
+from rag.types import Citation, Hit, Paper
 
 MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
@@ -39,19 +39,56 @@ def renumber(text: str, mapping: dict[int, int]) -> str:
     return re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip()
 
 
-def best_evidence(claim: str, abstract: str) -> tuple[str, float]:
-    """The abstract sentence sharing most stems with `claim`, and the share of claim stems it has."""
-    wanted = set(stems(claim))
-    best, best_share = "", 0.0
-    for sentence in split_sentences(abstract):
+Idf = Callable[[str], float]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """How well one paper backs one claim: the one rule every answer path and the sources
+    panel use (extractive sentence choice, abstention, LLM citation checks, highlighting)."""
+
+    sentence: str  # the abstract sentence that backs the claim best
+    share: float  # idf-weighted share of the claim's terms that sentence has
+    coverage: float  # idf-weighted share of the claim's terms in the title + abstract
+
+
+def _weights(claim: str, idf: Idf | None) -> dict[str, float]:
+    weight = idf or (lambda _term: 1.0)
+    return {term: weight(term) for term in set(stems(claim))}
+
+
+def ranked_sentences(claim: str, paper: Paper, idf: Idf | None = None) -> list[tuple[float, int, str]]:
+    """(share, position, sentence) of every abstract sentence for `claim`, best first."""
+    weights = _weights(claim, idf)
+    total = sum(weights.values()) or 1.0
+    ranked = []
+    for position, sentence in enumerate(split_sentences(paper.abstract) or [paper.abstract]):
         have = set(stems(sentence))
-        share = len(wanted & have) / len(wanted) if wanted else 0.0
-        if share > best_share or not best:
-            best, best_share = sentence, share
-    return best, best_share
+        ranked.append((sum(w for t, w in weights.items() if t in have) / total, position, sentence))
+    return sorted(ranked, key=lambda r: (-r[0], r[1]))
 
 
-def citation_for(n: int, hit: Hit, evidence: str, supported: bool = True) -> Citation:
+def evidence(claim: str, paper: Paper, idf: Idf | None = None) -> Evidence:
+    """The sentence of `paper` that best backs `claim`, and how much of the claim it covers.
+
+    A claim with no checkable words ("See [1].") counts as fully covered. A term no indexed
+    paper uses weighs most (idf), so what the corpus never mentions costs the most coverage.
+    """
+    weights = _weights(claim, idf)
+    share, _, sentence = ranked_sentences(claim, paper, idf)[0]
+    if not weights:
+        return Evidence(sentence, 1.0, 1.0)
+    have = set(stems(f"{paper.title} {paper.abstract}"))
+    total = sum(weights.values())
+    coverage = sum(w for t, w in weights.items() if t in have) / total if total else 0.0
+    return Evidence(sentence, share, coverage)
+
+
+def citation_for(
+    n: int, hit: Hit, evidence: str, supported: bool = True, highlights: Sequence[str] = ()
+) -> Citation:
+    """`evidence` is the best supporting sentence; `highlights` every sentence the answer
+    relies on (the sources panel marks exactly these)."""
     return Citation(
         n=n,
         paper_id=hit.paper.id,
@@ -64,6 +101,7 @@ def citation_for(n: int, hit: Hit, evidence: str, supported: bool = True) -> Cit
         doi=hit.paper.doi,
         arxiv_id=hit.paper.arxiv_id,
         link_kind=hit.paper.link_kind,
+        highlights=tuple(dict.fromkeys([evidence, *highlights])),
     )
 
 
@@ -228,23 +266,9 @@ def _tidy(text: str) -> str:
     return re.sub(r"^[,;:]\s*|\s+(?=[.,;:!?])", "", text)
 
 
-def support_share(
-    claim: str, hit: Hit, idf: Callable[[str], float] | None = None
-) -> tuple[str, float]:
-    """The abstract sentence that best backs `claim`, and the (idf-weighted) share of the
-    claim's words found anywhere in the paper's title and abstract."""
-    wanted = set(stems(claim))
-    weight = idf or (lambda _term: 1.0)
-    evidence, best = "", -1.0
-    for sentence in split_sentences(hit.paper.abstract):
-        score = sum(weight(t) for t in wanted & set(stems(sentence)))
-        if score > best:
-            evidence, best = sentence, score
-    if not wanted:
-        return evidence, 1.0  # nothing checkable (e.g. "See [1].")
-    have = set(stems(f"{hit.paper.title} {hit.paper.abstract}"))
-    total = sum(weight(t) for t in wanted)
-    return evidence, sum(weight(t) for t in wanted & have) / total if total else 0.0
+# A claim whose cited abstract covers it this much less than another retrieved abstract does
+# is flagged as cited to the wrong source (margin in idf-weighted coverage, 0..1).
+BETTER_SOURCE_MARGIN = 0.3
 
 
 @dataclass
@@ -255,6 +279,8 @@ class Verification:
     citations: list[Citation]
     removed: list[int]  # numbers the model cited that name no retrieved source
     unsupported: list[int]  # citation numbers whose claims the cited abstract does not back
+    # citation number -> title of a retrieved paper that backs its claim clearly better
+    better: dict[int, str] = field(default_factory=dict)
 
     def notes(self) -> list[str]:
         notes = []
@@ -264,11 +290,17 @@ class Verification:
                 f"Removed citation marker{'s' if len(self.removed) > 1 else ''} {listed}: "
                 "the answer cited sources that were not retrieved."
             )
-        if self.unsupported:
-            listed = ", ".join(f"[{n}]" for n in self.unsupported)
+        weak = [n for n in self.unsupported if n not in self.better]
+        if weak:
+            listed = ", ".join(f"[{n}]" for n in weak)
             notes.append(
-                f"Check citation{'s' if len(self.unsupported) > 1 else ''} {listed}: the cited "
+                f"Check citation{'s' if len(weak) > 1 else ''} {listed}: the cited "
                 "abstract shares few words with the sentence citing it, so it may not support it."
+            )
+        for n, title in self.better.items():
+            notes.append(
+                f"Check citation [{n}]: its claim is backed clearly better by \"{title}\", "
+                "which the answer did not cite for it."
             )
         return notes
 
@@ -277,32 +309,43 @@ def check_citations(
     text: str,
     cited: Sequence[Hit],
     removed: Sequence[int] = (),
-    idf: Callable[[str], float] | None = None,
+    idf: Idf | None = None,
+    retrieved: Sequence[Hit] = (),
 ) -> Verification:
-    """Attach evidence to every marker of an already renumbered `text` ([n] -> cited[n-1])
-    and flag citations whose claims the cited abstract does not back."""
-    best: dict[int, tuple[float, str]] = {}
-    weakest: dict[int, float] = {}
+    """Attach evidence to every marker of an already renumbered `text` ([n] -> cited[n-1]),
+    flag citations whose claims the cited abstract does not back, and those whose claims
+    another retrieved abstract backs clearly better (by BETTER_SOURCE_MARGIN)."""
+    found: dict[int, list[Evidence]] = {}
+    better: dict[int, str] = {}
     for n, claim in cited_claims(text):
         if not 1 <= n <= len(cited):
             continue
-        evidence, share = support_share(claim, cited[n - 1], idf)
-        if n not in best or share > best[n][0]:
-            best[n] = (share, evidence)
-        weakest[n] = min(weakest.get(n, 1.0), share)
+        backing = evidence(claim, cited[n - 1].paper, idf)
+        found.setdefault(n, []).append(backing)
+        for other in retrieved:
+            if other.paper.id == cited[n - 1].paper.id:
+                continue
+            rival = evidence(claim, other.paper, idf).coverage
+            if rival >= backing.coverage + BETTER_SOURCE_MARGIN and rival >= SUPPORT_THRESHOLD:
+                better.setdefault(n, other.paper.title)
     citations = []
     unsupported = []
     for n, hit in enumerate(cited, start=1):
-        share, evidence = best.get(n, (1.0, best_evidence(text, hit.paper.abstract)[0]))
-        supported = weakest.get(n, 1.0) >= SUPPORT_THRESHOLD
+        backings = found.get(n) or [evidence(text, hit.paper, idf)]
+        best = max(backings, key=lambda e: e.coverage)
+        supported = min(e.coverage for e in backings) >= SUPPORT_THRESHOLD and n not in better
         if not supported:
             unsupported.append(n)
-        citations.append(citation_for(n, hit, evidence, supported=supported))
-    return Verification(text, citations, list(removed), unsupported)
+        highlights = [e.sentence for e in backings]
+        citations.append(citation_for(n, hit, best.sentence, supported, highlights))
+    return Verification(text, citations, list(removed), unsupported, better)
 
 
 def verify_citations(
-    text: str, hits: Sequence[Hit], idf: Callable[[str], float] | None = None
+    text: str,
+    hits: Sequence[Hit],
+    idf: Idf | None = None,
+    retrieved: Sequence[Hit] | None = None,
 ) -> Verification:
     """Verify a complete answer whose markers number `hits` from 1: drop markers naming no
     hit, renumber densely by first use, attach evidence, flag unsupported citations."""
@@ -310,4 +353,6 @@ def verify_citations(
     stream.feed(text)
     stream.close()
     cited = [hits[n - 1] for n in stream.order]
-    return check_citations(stream.text, cited, stream.removed, idf)
+    return check_citations(
+        stream.text, cited, stream.removed, idf, hits if retrieved is None else retrieved
+    )

@@ -613,11 +613,14 @@ class PaperIndex:
             )
         }
 
-    def paper_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+    def paper_vectors(self, ids: Sequence[str]) -> dict[str, tuple[np.ndarray, str]]:
+        """Whole-abstract vector and title of each paper, in one read."""
         if not ids:
             return {}
-        got = self._papers.get(ids=list(ids), include=["embeddings"])
+        got = self._papers.get(ids=list(ids), include=["embeddings", "metadatas"])
         return {
-            pid: np.asarray(vec, dtype=np.float32)
-            for pid, vec in zip(got["ids"], got["embeddings"], strict=False)
+            pid: (np.asarray(vec, dtype=np.float32), str((meta or {}).get("title", "")))
+            for pid, vec, meta in zip(
+                got["ids"], got["embeddings"], got["metadatas"] or [], strict=False
+            )
         }

@@ -156,7 +156,7 @@ class LLMAnswerer:
         lexical = self.assistant.index.lexical
         # Computed up front (a few ms): it carries the retrieval's abstention decision and is
         # the answer shown if the model's turns out unusable.
-        fallback = self.assistant.extractive(question, retrieval, k)
+        fallback = self.assistant.extractive(question, retrieval, k, history)
         if not hits or fallback.abstained:
             # Nothing relevant was retrieved (the same test as the extractive mode's), so the
             # model is not asked: it could only answer from its own memory.
@@ -210,7 +210,7 @@ class LLMAnswerer:
 
         text = markers.text
         cited = [hits[n - 1] for n in markers.order]
-        verified = check_citations(text, cited, markers.removed, lexical.idf)
+        verified = check_citations(text, cited, markers.removed, lexical.idf, hits)
         notes = verified.notes()
         if not markers.order:
             if not cut and _ABSTAIN.search(text):

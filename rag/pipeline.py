@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rag.answer import extractive_answer
+from rag.answer import extractive_answer, missing_names
 from rag.corpus import DuplicateMerger, load_sources
 from rag.embeddings import LocalEmbeddings
 from rag.errors import InputError, PaperchatError
@@ -143,7 +143,9 @@ class Assistant:
         self.index.maybe_refresh()  # another process may have ingested since
         return self.retriever.retrieve(question, history, k)
 
-    def extractive(self, question: str, retrieval: Retrieval, k: int) -> Answer:
+    def extractive(
+        self, question: str, retrieval: Retrieval, k: int, history: Sequence[Turn] = ()
+    ) -> Answer:
         return extractive_answer(
             question,
             retrieval.query,
@@ -152,6 +154,8 @@ class Assistant:
             self.settings.answer,
             self.settings.retrieval,
             k,
+            names=retrieval.names,
+            history=history,
         )
 
     def stream(
@@ -195,9 +199,14 @@ class Assistant:
                 note = f"{exc} Showing the extractive answer instead."
         if answer is None:
             t = time.perf_counter()
-            answer = self.extractive(question, retrieval, k)
+            answer = self.extractive(question, retrieval, k, history)
             timings["answer"] = (time.perf_counter() - t) * 1000
             yield from _pieces(answer.text)
+        answer.missing_terms = _missing_terms(retrieval.names, answer)
+        if answer.missing_terms:
+            note = " ".join(
+                [note, f"The cited abstract does not mention: {', '.join(answer.missing_terms)}."]
+            ).strip()
         answer.note = " ".join(x for x in (answer.note, note) if x)
         answer.timings_ms = {**timings, **answer.timings_ms}
         answer.timings_ms["total"] = (time.perf_counter() - start) * 1000
@@ -233,6 +242,16 @@ class Assistant:
             return self.ask(inputs["question"], history, inputs.get("k"), inputs.get("mode"))
 
         return RunnableLambda(run, name="paperchat")
+
+
+def _missing_terms(names: Sequence[str], answer: Answer) -> list[str]:
+    """Asked names that no cited abstract mentions (none when the answer cites nothing)."""
+    cited = {c.paper_id for c in answer.citations}
+    papers = [h.paper for h in answer.retrieved if h.paper.id in cited]
+    if not papers:
+        return []
+    missing = [set(missing_names(names, paper)) for paper in papers]
+    return [name for name in names if all(name in gaps for gaps in missing)]
 
 
 def _embeddings(settings: Settings) -> LocalEmbeddings:

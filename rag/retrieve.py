@@ -1,7 +1,16 @@
-"""Hybrid retrieval: dense chunks + BM25 papers, fused by score, one hit per paper."""
+"""Hybrid retrieval: dense chunks + BM25 papers, fused by score, one hit per paper.
+
+Three signals score each candidate paper: its best chunk's cosine, its whole-abstract
+vector's cosine, and BM25. How much BM25 counts depends on the query: when one paper's
+BM25 score stands far above the corpus (the query shares rare exact terms with it), BM25 is
+nearly always right; when no paper stands out (a paraphrase in other words), BM25 ranks
+noise and the dense signals decide. A name the question uses (a model, method or dataset)
+that a title carries is a fourth signal: the question is about that paper.
+"""
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -11,6 +20,7 @@ import numpy as np
 
 from rag.index import ChunkRef, PaperIndex, chunk_texts
 from rag.settings import RetrievalSettings
+from rag.text import name_key, name_keys, name_terms
 from rag.types import Hit, Turn
 
 # A question that leans on the conversation: a pronoun, or "this/that/the method" naming nothing.
@@ -35,11 +45,37 @@ def contextualize(question: str, history: Sequence[Turn]) -> str:
     return " ".join([*recent, question])
 
 
+def asked_names(question: str, history: Sequence[Turn]) -> list[str]:
+    """Names the user wrote: in the question, and for a follow-up in their previous question."""
+    texts = [question]
+    if needs_history(question, history):
+        texts += [t.content for t in history[-2:] if t.role == "user"]
+    found: dict[str, str] = {}
+    for text in texts:
+        for name in name_terms(text):
+            found.setdefault(name_key(name), name)
+    return list(found.values())
+
+
 @dataclass
 class Retrieval:
     query: str
     hits: list[Hit]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Signals:
+    """One query's per-paper scores before fusion; `fuse` turns them into a ranking."""
+
+    chunk: dict[str, float]  # best chunk cosine (dense candidates)
+    paper: dict[str, float]  # whole-abstract vector cosine (every candidate)
+    lexical: dict[str, float]  # BM25, standardized over the whole corpus
+    lexical_raw: dict[str, float]
+    lexical_confidence: float  # how far the best BM25 score stands above the corpus (z)
+    named: dict[str, float]  # share of the asked names found in the paper's title
+    chunks: dict[str, list[ChunkRef]] = field(default_factory=dict)
 
 
 def _standardize(values: np.ndarray) -> np.ndarray:
@@ -47,23 +83,43 @@ def _standardize(values: np.ndarray) -> np.ndarray:
     return (values - float(values.mean())) / (spread or 1.0)
 
 
-def fuse(signals: dict[str, tuple[dict[str, float], float]]) -> dict[str, float]:
+def lexical_weight(confidence: float, settings: RetrievalSettings) -> float:
+    """BM25's weight for a query whose best BM25 score stands `confidence` z above the corpus."""
+    gate = (confidence - settings.lexical_gate) / settings.lexical_gate_width
+    return settings.lexical_weight / (1.0 + math.exp(-gate))
+
+
+def fuse(signals: Signals, settings: RetrievalSettings, mode: str = "hybrid") -> dict[str, float]:
     """Weighted sum of standardized scores over the candidate pool.
 
-    `signals` maps a name to (scores by paper id, weight). A paper a signal did not score
-    gets that signal's lowest score. Scores, not ranks: a paper the dense model is sure about
-    keeps its lead when BM25 ranks it low, since a weak lexical score subtracts only a little
-    -- rank fusion would bury it.
+    Scores, not ranks: a paper the dense model is sure about keeps its lead when BM25 ranks
+    it low, and the lexical weight itself shrinks when BM25 has nothing distinctive to go on.
+    A paper a dense signal did not score gets that signal's lowest score.
     """
-    ids = sorted({pid for scores, _ in signals.values() for pid in scores})
+    if mode == "lexical":
+        return dict(signals.lexical_raw)
+    ids = sorted(signals.paper.keys() | signals.chunk.keys() | signals.lexical.keys())
     fused = np.zeros(len(ids), dtype=np.float64)
-    for scores, weight in signals.values():
-        if not scores or weight == 0:
-            continue
-        floor = min(scores.values())
-        values = np.array([scores.get(i, floor) for i in ids], dtype=np.float64)
-        fused += weight * _standardize(values)
+    for scores, weight in ((signals.chunk, 1.0), (signals.paper, settings.paper_weight)):
+        if scores and weight:
+            floor = min(scores.values())
+            fused += weight * _standardize(np.array([scores.get(i, floor) for i in ids]))
+    if mode == "hybrid":
+        weight = lexical_weight(signals.lexical_confidence, settings)
+        fused += weight * np.array([signals.lexical.get(i, 0.0) for i in ids])
+        fused += settings.name_weight * np.array([signals.named.get(i, 0.0) for i in ids])
     return dict(zip(ids, fused.tolist(), strict=True))
+
+
+def named_shares(titles: dict[str, str], names: Sequence[str]) -> dict[str, float]:
+    """Share of the asked names each title carries (papers carrying none are left out)."""
+    shares = {}
+    for pid, title in titles.items():
+        keys = name_keys(title)
+        share = sum(name_key(name) in keys for name in names) / len(names)
+        if share:
+            shares[pid] = share
+    return shares
 
 
 class HybridRetriever:
@@ -73,19 +129,13 @@ class HybridRetriever:
         self.index = index
         self.settings = settings
 
-    def retrieve(
-        self,
-        question: str,
-        history: Sequence[Turn] = (),
-        k: int | None = None,
-        mode: str = "hybrid",
-    ) -> Retrieval:
-        k = k or self.settings.k
-        timings: dict[str, float] = {}
+    def signals(
+        self, query: str, names: Sequence[str], mode: str = "hybrid", timings: dict | None = None
+    ) -> Signals:
+        """Every signal of `query` over the candidate pool (dense and lexical candidates)."""
+        timings = {} if timings is None else timings
         start = time.perf_counter()
-        query = contextualize(question, history)
         chunk_scores: dict[str, float] = {}
-        paper_scores: dict[str, float] = {}
         chunks: dict[str, list[ChunkRef]] = {}
         vector = None
         if mode in ("hybrid", "dense"):
@@ -96,58 +146,68 @@ class HybridRetriever:
                 chunk_scores[match.paper_id] = match.score
                 chunks[match.paper_id] = match.chunks
             timings["dense"] = (time.perf_counter() - t) * 1000
-        lexical_scores: dict[str, float] = {}
-        if mode in ("hybrid", "lexical"):
-            t = time.perf_counter()
-            lexical_scores = self._lexical(query, extra=chunk_scores)
-            timings["lexical"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
-        if mode == "lexical":
-            fused = lexical_scores
-        else:
-            assert vector is not None
+        raw, standardized, confidence = self._lexical(query, extra=chunk_scores)
+        if mode == "dense":
+            raw, standardized = {pid: raw.get(pid, 0.0) for pid in chunk_scores}, {}
+        timings["lexical"] = (time.perf_counter() - t) * 1000
+        paper_scores: dict[str, float] = {}
+        named: dict[str, float] = {}
+        if vector is not None:
+            pool = list(chunk_scores.keys() | raw.keys())
             # The whole-abstract vector (mean of its chunks) sees what no single chunk says.
-            pool = list(chunk_scores.keys() | lexical_scores.keys())
-            paper_scores = {
-                pid: float(vec @ vector) for pid, vec in self.index.paper_vectors(pool).items()
-            }
-            top_lexical = max(lexical_scores.values(), default=0.0) or 1.0
-            fused = fuse(
-                {
-                    "chunk": (chunk_scores, 1.0),
-                    "paper": (paper_scores, self.settings.paper_weight),
-                    "lexical": (
-                        {pid: v / top_lexical for pid, v in lexical_scores.items()},
-                        self.settings.lexical_weight if mode == "hybrid" else 0.0,
-                    ),
-                }
-            )
+            stored = self.index.paper_vectors(pool)
+            paper_scores = {pid: float(vec @ vector) for pid, (vec, _) in stored.items()}
+            if names:
+                named = named_shares({pid: title for pid, (_, title) in stored.items()}, names)
+        return Signals(chunk_scores, paper_scores, standardized, raw, confidence, named, chunks)
+
+    def retrieve(
+        self,
+        question: str,
+        history: Sequence[Turn] = (),
+        k: int | None = None,
+        mode: str = "hybrid",
+    ) -> Retrieval:
+        k = k or self.settings.k
+        timings: dict[str, float] = {}
+        query = contextualize(question, history)
+        names = asked_names(question, history)
+        signals = self.signals(query, names, mode, timings)
+        t = time.perf_counter()
+        fused = fuse(signals, self.settings, mode)
         ranked = sorted(fused, key=lambda pid: fused[pid], reverse=True)[: max(k, 20)]
         papers = self.index.papers(ranked)
         hits = [
             Hit(
                 paper=papers[pid],
                 score=fused[pid],
-                dense=chunk_scores.get(pid, 0.0),
-                lexical=lexical_scores.get(pid, 0.0),
-                evidence=chunk_texts(papers[pid].abstract, chunks.get(pid, [])),
+                dense=signals.chunk.get(pid, 0.0),
+                lexical=signals.lexical_raw.get(pid, 0.0),
+                evidence=chunk_texts(papers[pid].abstract, signals.chunks.get(pid, [])),
             )
             for pid in ranked
             if pid in papers
         ]
         timings["fuse"] = (time.perf_counter() - t) * 1000
-        return Retrieval(query=query, hits=hits, timings_ms=timings)
+        return Retrieval(query=query, hits=hits, timings_ms=timings, names=names)
 
-    def _lexical(self, query: str, extra: dict[str, float]) -> dict[str, float]:
-        """BM25 scores of the top lexical candidates and of every paper in `extra`."""
+    def _lexical(
+        self, query: str, extra: dict[str, float]
+    ) -> tuple[dict[str, float], dict[str, float], float]:
+        """BM25 of the top lexical candidates and of every paper in `extra`: raw scores, the
+        same standardized over the corpus, and the best one's standardized score."""
         lexical = self.index.lexical
         scores = lexical.scores(query)
         count = min(self.settings.candidates, len(scores))
-        top = np.argpartition(-scores, count - 1)[:count] if count else np.array([], dtype=int)
+        if not count or not scores.any():
+            return {}, {}, 0.0
+        mean, spread = float(scores.mean()), float(scores.std()) or 1.0
+        top = np.argpartition(-scores, count - 1)[:count]
         found = {lexical.ids[i]: float(scores[i]) for i in top if scores[i] > 0}
-        if extra:
-            positions = lexical.positions
-            for pid in extra:
-                if pid in positions:
-                    found.setdefault(pid, float(scores[positions[pid]]))
-        return found
+        positions = lexical.positions
+        for pid in extra:
+            if pid in positions:
+                found.setdefault(pid, float(scores[positions[pid]]))
+        standardized = {pid: (v - mean) / spread for pid, v in found.items()}
+        return found, standardized, (float(scores.max()) - mean) / spread

@@ -55,3 +55,45 @@ def _stemmer():  # type: ignore[no-untyped-def]
 def stems(text: str) -> list[str]:
     """Content words reduced to their stems, for lexical matching."""
     return list(_stemmer().stemWords(content_words(text)))
+
+
+# A word that names something: a capital after its first letter (TokenPacker, LLaVA, GPUs), a
+# digit (VisDial, v1.0, 3D), or a capital where a sentence does not start (Yi, Japanese).
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9²³]*(?:[-.'][A-Za-z0-9²³]+)*")
+_SENTENCE_START = re.compile(r"(^|[.!?:;]\s+|\n)\s*[\"'(\[]?$")
+
+
+def name_key(token: str) -> str:
+    """How a name is compared: lower-cased, punctuation and a plural "s" removed
+    ("LLaVA-Mini" -> "llavamini", "GPUs" and "GPU" -> "gpu", "ViTs" -> "vit")."""
+    key = re.sub(r"[^0-9a-z²³]", "", token.lower())
+    return key[:-1] if len(key) > 3 and key.endswith("s") else key
+
+
+def name_terms(text: str) -> list[str]:
+    """Names a text insists on (models, methods, datasets, languages, numbers) as written, in
+    order, one per name_key."""
+    found: dict[str, str] = {}
+    for match in _TOKEN.finditer(text):
+        token = match.group(0)
+        at_start = bool(_SENTENCE_START.search(text[: match.start()]))
+        named = (
+            any(ch.isupper() for ch in token[1:])
+            or any(ch.isdigit() for ch in token)
+            or (token[0].isupper() and not at_start and token != "I")
+        )
+        key = name_key(token)
+        if named and key and key not in found:
+            found[key] = token
+    return list(found.values())
+
+
+def name_keys(text: str) -> set[str]:
+    """Every form under which `text` mentions a name: each word whole ("llavamini") and in its
+    hyphen- or dot-separated parts ("llava", "mini")."""
+    keys: set[str] = set()
+    for match in _TOKEN.finditer(text):
+        token = match.group(0).lower()
+        keys.add(name_key(token))
+        keys.update(name_key(part) for part in re.split(r"[^0-9a-z²³]+", token) if part)
+    return keys

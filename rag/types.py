@@ -63,11 +63,14 @@ class Citation:
     doi: str = ""
     arxiv_id: str = ""
     link_kind: str = ""
+    # Every abstract sentence the answer relies on for this source (evidence first).
+    highlights: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("supported")
         data["authors"] = list(self.authors)
+        data.pop("highlights")
         return data
 
 
@@ -81,6 +84,9 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     note: str = ""
     query: str = ""
+    # Names the question insists on (a model, dataset, language, number) that the cited
+    # abstracts never mention: the answer may be about something close, not the thing asked.
+    missing_terms: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The object `paperchat ask --json` prints and the `/ask` endpoint returns."""
@@ -94,6 +100,8 @@ class Answer:
             ],
             "mode": self.mode,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "query": self.query,
+            "missing_terms": self.missing_terms,
         }
         if self.note:
             data["note"] = self.note

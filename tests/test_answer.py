@@ -1,10 +1,17 @@
-from rag.answer import ABSTAIN_TEXT, asks_for_several, choose_papers, extractive_answer, support
+from rag.answer import (
+    ABSTAIN_TEXT,
+    asks_for_several,
+    choose_papers,
+    extractive_answer,
+    missing_names,
+    support,
+)
 from rag.citations import marker_numbers
 from rag.corpus import make_paper
 from rag.lexical import LexicalIndex
 from rag.settings import AnswerSettings, RetrievalSettings
 from rag.text import split_sentences
-from rag.types import Hit
+from rag.types import Hit, Turn
 
 ABSTRACTS = {
     "Video Moment Finder": (
@@ -37,7 +44,7 @@ def lexical_for(hits: list[Hit]) -> LexicalIndex:
     )
 
 
-def test_single_paper_question_cites_one_paper_with_its_sentences() -> None:
+def test_single_paper_question_leads_with_the_sentence_that_answers() -> None:
     hits = make_hits({"Video Moment Finder": (5.0, 0.7), "Moment Retrieval Two": (4.0, 0.6)})
     question = "Which datasets is the video moment retrieval model evaluated on?"
     answer = extractive_answer(
@@ -46,16 +53,18 @@ def test_single_paper_question_cites_one_paper_with_its_sentences() -> None:
     assert not answer.abstained
     assert [c.title for c in answer.citations] == ["Video Moment Finder"]
     assert marker_numbers(answer.text) == [1]
-    assert "Charades-STA" in answer.text
-    # Every sentence of the answer is copied verbatim from the cited abstract.
+    pieces = [p.strip() for p in answer.text.split(" [1]") if p.strip()]
+    # The answer (the datasets) comes first, not the abstract's opening; two sentences at most.
+    assert pieces[0] == "It is evaluated on Charades-STA and ActivityNet Captions."
+    assert len(pieces) <= AnswerSettings().max_sentences
+    # Every sentence is copied verbatim from the cited abstract, and all are highlighted.
     abstract_sentences = set(split_sentences(ABSTRACTS["Video Moment Finder"]))
-    for piece in answer.text.split(" [1]"):
-        if piece.strip():
-            assert piece.strip() in abstract_sentences
-    assert answer.citations[0].evidence in abstract_sentences
+    assert set(pieces) <= abstract_sentences
+    assert answer.citations[0].evidence == pieces[0]
+    assert set(answer.citations[0].highlights) == set(pieces)
 
 
-def test_several_papers_when_the_question_asks_for_them() -> None:
+def test_several_papers_get_one_line_each() -> None:
     hits = make_hits(
         {
             "Video Moment Finder": (5.0, 0.7),
@@ -65,13 +74,45 @@ def test_several_papers_when_the_question_asks_for_them() -> None:
     )
     question = "Which papers address video moment retrieval?"
     assert asks_for_several(question)
-    chosen = choose_papers(question, hits, 5)
+    lexical = lexical_for(hits)
+    settings = RetrievalSettings()
+    chosen = choose_papers(question, question, hits, lexical, settings, [], 5)
     assert [h.paper.title for h in chosen] == ["Video Moment Finder", "Moment Retrieval Two"]
-    answer = extractive_answer(
-        question, question, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
-    )
-    assert marker_numbers(answer.text) == [1, 2]
+    answer = extractive_answer(question, question, hits, lexical, AnswerSettings(), settings, 5)
+    lines = answer.text.splitlines()
+    assert len(lines) == 2
+    for n, (line, hit) in enumerate(zip(lines, chosen, strict=True), start=1):
+        assert line.startswith(f"- {hit.paper.title}: ") and line.endswith(f"[{n}]")
+        assert marker_numbers(line) == [n]
     assert [c.n for c in answer.citations] == [1, 2]
+
+
+def test_a_follow_up_never_repeats_what_was_said() -> None:
+    hits = make_hits({"Video Moment Finder": (5.0, 0.7)})
+    lexical = lexical_for(hits)
+    first = "Which model localizes video moments, and on which datasets is it evaluated?"
+    said = extractive_answer(
+        first, first, hits, lexical, AnswerSettings(), RetrievalSettings(), 5
+    )
+    history = [Turn("user", first), Turn("assistant", said.text)]
+    follow = "How much does it improve recall?"
+    answer = extractive_answer(
+        follow, f"{first} {said.text} {follow}", hits, lexical, AnswerSettings(),
+        RetrievalSettings(), 5, history=history,
+    )
+    before = {p.strip() for p in said.text.split("[1]") if p.strip()}
+    now = {p.strip() for p in answer.text.split("[1]") if p.strip()}
+    assert not before & now
+    assert "Results improve recall by 5 points." in now
+
+
+def test_missing_names_are_those_the_abstract_never_mentions() -> None:
+    [hit] = make_hits({"Video Moment Finder": (5.0, 0.7)})
+    names = ["Charades-STA", "Japanese", "TACoS"]
+    assert missing_names(names, hit.paper) == ["Japanese", "TACoS"]
+    lexical = lexical_for([hit])
+    assert support("q", hit, lexical, names).missing_names == 2 / 3
+    assert support("q", hit, lexical, []).missing_names == 0.0
 
 
 def test_abstains_when_both_signals_are_weak() -> None:
@@ -79,7 +120,7 @@ def test_abstains_when_both_signals_are_weak() -> None:
     question = "Which paper estimates optical flow between frames?"
     lexical = lexical_for(hits)
     signal = support(question, hits[0], lexical)
-    assert signal.dense < 0.41 and signal.term_coverage < 0.58
+    assert signal.probability(RetrievalSettings()) < 0.5
     answer = extractive_answer(
         question, question, hits, lexical, AnswerSettings(), RetrievalSettings(), 5
     )

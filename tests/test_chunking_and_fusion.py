@@ -3,8 +3,16 @@ import numpy as np
 from rag.corpus import load_corpus, make_paper
 from rag.embeddings import MAX_MODEL_TOKENS, count_tokens
 from rag.index import chunk_input, chunk_paper, chunk_texts
-from rag.retrieve import contextualize, fuse, needs_history
-from rag.text import split_sentences
+from rag.retrieve import (
+    Signals,
+    contextualize,
+    fuse,
+    lexical_weight,
+    named_shares,
+    needs_history,
+)
+from rag.settings import RetrievalSettings
+from rag.text import name_terms, split_sentences
 from rag.types import Turn
 
 
@@ -54,20 +62,78 @@ def test_short_abstract_is_one_chunk() -> None:
     assert [c.text for c in chunk_paper(paper, 120)] == ["One sentence only."]
 
 
-def test_fusion_keeps_a_confident_dense_hit_that_bm25_ranks_low() -> None:
-    # "right" is far ahead on dense but has almost no lexical score; rank fusion would bury it.
+def _signals(
+    chunk: dict[str, float],
+    lexical: dict[str, float],
+    confidence: float,
+    named: dict[str, float] | None = None,
+) -> Signals:
+    return Signals(
+        chunk=chunk,
+        paper=dict(chunk),
+        lexical=lexical,
+        lexical_raw=lexical,
+        lexical_confidence=confidence,
+        named=named or {},
+    )
+
+
+def _top(fused: dict[str, float]) -> str:
+    return max(fused, key=fused.__getitem__)
+
+
+def test_fusion_keeps_a_confident_dense_hit_when_bm25_has_nothing_distinctive() -> None:
+    # A paraphrase: no paper's BM25 stands out (confidence 2 z), so BM25's favourite "c"
+    # must not beat the paper the dense model is sure about.
     dense = {"right": 0.80, "b": 0.45, "c": 0.44, "d": 0.43, "e": 0.42}
-    lexical = {"right": 0.05, "b": 0.9, "c": 1.0, "d": 0.2, "e": 0.1}
-    fused = fuse({"dense": (dense, 1.0), "lexical": (lexical, 0.4)})
-    assert max(fused, key=fused.__getitem__) == "right"
+    lexical = {"right": 0.1, "b": 1.5, "c": 2.0, "d": 0.2, "e": 0.1}
+    settings = RetrievalSettings()
+    assert lexical_weight(2.0, settings) < 0.1 * settings.lexical_weight
+    assert _top(fuse(_signals(dense, lexical, confidence=2.0), settings)) == "right"
 
 
-def test_fusion_lets_lexical_break_a_dense_tie() -> None:
-    dense = {"a": 0.50, "b": 0.50, "c": 0.30}
-    lexical = {"a": 0.1, "b": 1.0}
-    fused = fuse({"dense": (dense, 1.0), "lexical": (lexical, 0.4)})
-    assert sorted(fused, key=fused.__getitem__, reverse=True)[0] == "b"
-    assert set(fused) == {"a", "b", "c"}
+def test_fusion_follows_bm25_when_one_paper_stands_far_above_the_corpus() -> None:
+    # A query full of a paper's exact rare terms: BM25's favourite stands 9 z above the corpus.
+    dense = {"a": 0.52, "b": 0.50, "c": 0.49}
+    lexical = {"a": 0.5, "b": 9.0, "c": 0.3}
+    settings = RetrievalSettings()
+    assert lexical_weight(9.0, settings) > 0.9 * settings.lexical_weight
+    fused = fuse(_signals(dense, lexical, confidence=9.0), settings)
+    assert _top(fused) == "b" and set(fused) == {"a", "b", "c"}
+
+
+def test_a_title_carrying_the_asked_name_comes_first() -> None:
+    # "By what percentage does TokenPacker compress ...": a rival abstract that only
+    # mentions TokenPacker scores higher on both dense and BM25; the title decides.
+    dense = {"rival": 0.62, "tokenpacker": 0.58, "other": 0.40}
+    lexical = {"rival": 6.0, "tokenpacker": 5.5, "other": 0.5}
+    fused = fuse(
+        _signals(dense, lexical, confidence=6.0, named={"tokenpacker": 1.0}),
+        RetrievalSettings(),
+    )
+    assert _top(fused) == "tokenpacker"
+    assert named_shares({"t": "TokenPacker: Efficient Visual Projector"}, ["TokenPacker"]) == {
+        "t": 1.0
+    }
+    assert named_shares({"t": "LLaVA-Mini: One Vision Token"}, ["LLaVA-Mini", "FLOPs"]) == {
+        "t": 0.5
+    }
+
+
+def test_name_terms_are_what_a_question_insists_on() -> None:
+    assert name_terms("Which LLM was pretrained mainly on Japanese and Korean text?") == [
+        "LLM",
+        "Japanese",
+        "Korean",
+    ]
+    assert name_terms("How many tokens was Yi pretrained on?") == ["Yi"]
+    assert name_terms("What NDCG did SeqDialN get on VisDial v1.0?") == [
+        "NDCG",
+        "SeqDialN",
+        "VisDial",
+        "v1.0",
+    ]
+    assert name_terms("Which paper estimates optical flow between frames?") == []
 
 
 def test_follow_up_carries_the_last_exchange() -> None:

@@ -128,8 +128,9 @@ def test_score_question_unanswerable() -> None:
         abstained=True,
         answer="",
     )
-    assert kept["abstention_accuracy"] == 1.0
-    assert all(kept[k] is None for k in METRIC_KEYS if k != "abstention_accuracy")
+    assert kept["abstention_accuracy"] == 1.0 and kept["refused_or_flagged"] == 1.0
+    unanswerable_only = ("abstention_accuracy", "refused_or_flagged")
+    assert all(kept[k] is None for k in METRIC_KEYS if k not in unanswerable_only)
     answered = score_question(
         gold_titles=[],
         key_points=[],
@@ -138,7 +139,23 @@ def test_score_question_unanswerable() -> None:
         abstained=False,
         answer="x",
     )
-    assert answered["abstention_accuracy"] == 0.0
+    assert answered["abstention_accuracy"] == 0.0 and answered["refused_or_flagged"] == 0.0
+    assert answered["answer_words"] == 1.0
+    flagged = score_question(
+        gold_titles=[],
+        key_points=[],
+        retrieved_titles=[A],
+        cited_titles=[A],
+        abstained=False,
+        answer="x y",
+        flagged=True,
+    )
+    assert flagged["abstention_accuracy"] == 0.0 and flagged["refused_or_flagged"] == 1.0
+
+
+def test_answer_words_aggregate_by_median() -> None:
+    rows = [{"answer_words": w} for w in (10.0, 20.0, 300.0)]
+    assert aggregate(rows)["answer_words"] == 20.0
 
 
 def test_aggregate_averages_where_each_metric_applies() -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from rag.errors import CorpusError, InputError, LLMError, StorageError
 from rag.settings import Settings
+from rag.text import split_sentences
 from rag.types import Answer, Citation, CorpusSummary, Hit, IngestReport, Paper, Turn
 from ui import render
 from ui.handlers import ChatService, history_of, parse_auth
@@ -44,8 +45,16 @@ EVIL = Paper(
 
 
 def answer_for(text: str, cited: Sequence[Paper], retrieved: Sequence[Paper], **kw: Any) -> Answer:
+    # As rag.answer builds them: the evidence plus every quoted sentence to highlight.
     citations = [
-        Citation(n=n, paper_id=p.id, title=p.title, url=p.url, evidence=p.abstract.split(". ")[-1])
+        Citation(
+            n=n,
+            paper_id=p.id,
+            title=p.title,
+            url=p.url,
+            evidence=p.abstract.split(". ")[-1],
+            highlights=tuple(s for s in split_sentences(p.abstract) if s in text),
+        )
         for n, p in enumerate(cited, start=1)
     ]
     hits = [Hit(paper=p, score=9.5 - i) for i, p in enumerate(retrieved)]

@@ -170,18 +170,6 @@ SOURCES_EMPTY = (
 )
 
 
-def _claims_by_marker(text: str) -> dict[int, list[str]]:
-    """The text before each marker, attributed to the numbers in that marker."""
-    claims: dict[int, list[str]] = {}
-    last = 0
-    for match in MARKER.finditer(text):
-        claim = text[last : match.start()].strip()
-        for part in match.group(1).split(","):
-            claims.setdefault(int(part), []).append(claim)
-        last = match.end()
-    return claims
-
-
 def _norm(text: str) -> str:
     return " ".join(re.sub(r"[^0-9a-z]+", " ", text.lower()).split())
 
@@ -234,14 +222,14 @@ def sources_html(answer: Answer | None, heading: str = "Sources") -> str:
     if answer is None:
         return SOURCES_EMPTY
     hits = {h.paper.id: h for h in answer.retrieved}
-    claims = _claims_by_marker(answer.text)
     cited_ids = set()
     blocks = [f'<div class="pc-sources"><h3>{html_text(heading)}</h3>']
     for cite in answer.citations:
         cited_ids.add(cite.paper_id)
         hit = hits.get(cite.paper_id)
         abstract = hit.paper.abstract if hit else cite.evidence
-        evidence = [cite.evidence, *claims.get(cite.n, [])]
+        # The sentences rag.citations chose for this marker, by the rule that verified it.
+        evidence = list(cite.highlights) or [cite.evidence]
         blocks.append(
             f'<div class="pc-source" id="pc-src-{cite.n}">'
             f'<div class="pc-source-head"><span class="pc-n">[{cite.n}]</span> '

@@ -1,0 +1,232 @@
+"""Fit the fusion and abstention constants across sets, and report held-out folds.
+
+    .venv/bin/python scripts/fit_retrieval.py --bundled-db DIR --aclsum-db DIR --aclsum-set FILE
+
+Three sets: dev and dev_hard (over the bundled corpus) and ACLSum (over its own 250
+papers; `python -m evals.aclsum` writes both files). Each set also gives negatives for
+abstention: its questions asked of the other corpus, where no paper answers them.
+
+Procedure, so no constant is fitted to the dev sets alone:
+1. Every question's retrieval signals are computed once with the real index and model.
+2. Fusion constants (lexical weight and gate, paper weight, name bonus) are chosen on a grid
+   by the mean of (recall@5 + MRR) / 2 over the training sets, each set weighing the same.
+3. Abstention weights are a logistic regression on the top paper's signals, each
+   (set, answerable?) group weighing the same; then the bias is raised until the training
+   sets' mean false-abstention rate is within FALSE_ABSTENTION_BUDGET (refusing a question
+   the papers answer costs a user more than a flagged weak answer).
+4. Leave one set out: fit on the other two, report the held-out set. The shipped constants
+   are then fitted on all three. The report goes to --out (JSON) and stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import pickle
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from evals.sets import load_set  # noqa: E402
+from rag.answer import support  # noqa: E402
+from rag.corpus import normalize_title  # noqa: E402
+from rag.pipeline import Assistant  # noqa: E402
+from rag.retrieve import Signals, asked_names, contextualize, fuse  # noqa: E402
+from rag.settings import RetrievalSettings, Settings  # noqa: E402
+from rag.types import Hit  # noqa: E402
+
+GRID = {
+    "lexical_weight": (1.0, 2.0, 3.0, 4.0),
+    "lexical_gate": (4.0, 5.0, 6.0, 7.0),
+    "lexical_gate_width": (0.5, 1.0),
+    "paper_weight": (0.5, 1.0),
+    "name_weight": (0.0, 1.0, 2.0, 4.0),
+}
+SETS = ("dev", "dev_hard", "aclsum")
+FALSE_ABSTENTION_BUDGET = 0.05
+
+
+@dataclass
+class Case:
+    set: str  # where the question comes from (the fold it belongs to)
+    question: str
+    query: str
+    names: list[str]
+    gold: set[str]  # paper ids; empty: no paper of this index answers it
+    signals: Signals
+    corpus: str  # which index answers it: "bundled" or "aclsum"
+
+
+ASSISTANTS: dict[str, Assistant] = {}
+
+
+def collect(corpus: str, path: Path, fold: str, answerable: bool) -> list[Case]:
+    assistant = ASSISTANTS[corpus]
+    titles = {normalize_title(p.title): p.id for p in assistant.index.all_papers()}
+    cases = []
+    for q in load_set(path).questions:
+        query = contextualize(q.question, q.history)
+        names = asked_names(q.question, q.history)
+        gold = {titles[t] for t in map(normalize_title, q.gold_titles) if t in titles}
+        if answerable and q.gold_titles and not gold:
+            continue
+        signals = assistant.retriever.signals(query, names)
+        gold = gold if answerable else set()
+        cases.append(Case(fold, q.question, query, names, gold, signals, corpus))
+    return cases
+
+
+def ranking(case: Case, settings: RetrievalSettings, mode: str = "hybrid") -> list[str]:
+    fused = fuse(case.signals, settings, mode)
+    return sorted(fused, key=lambda pid: fused[pid], reverse=True)
+
+
+def retrieval_metrics(cases: list[Case], settings: RetrievalSettings, mode: str = "hybrid") -> tuple[float, float]:
+    r5 = mrr = 0.0
+    scored = [c for c in cases if c.gold]
+    for case in scored:
+        ranked = ranking(case, settings, mode)
+        r5 += len(case.gold & set(ranked[:5])) / len(case.gold)
+        first = next((i for i, pid in enumerate(ranked[:10]) if pid in case.gold), None)
+        mrr += 0.0 if first is None else 1.0 / (first + 1)
+    return r5 / len(scored), mrr / len(scored)
+
+
+def fit_fusion(cases: list[Case], base: RetrievalSettings) -> RetrievalSettings:
+    by_set = {s: [c for c in cases if c.set == s and c.gold] for s in {c.set for c in cases}}
+    best, best_score = base, -1.0
+    for values in itertools.product(*GRID.values()):
+        candidate = base.model_copy(update=dict(zip(GRID, values, strict=True)))
+        score = np.mean([sum(retrieval_metrics(cs, candidate)) / 2 for cs in by_set.values() if cs])
+        if score > best_score + 1e-9:
+            best, best_score = candidate, float(score)
+    return best
+
+
+def features(case: Case, settings: RetrievalSettings) -> np.ndarray:
+    top = ranking(case, settings)[0]
+    index = ASSISTANTS[case.corpus].index
+    paper = index.papers([top])[top]
+    hit = Hit(paper=paper, score=0.0, dense=case.signals.chunk.get(top, 0.0))
+    s = support(case.query, hit, index.lexical, case.names)
+    return np.array([1.0, s.dense, s.term_coverage, s.missing_names])
+
+
+def fit_abstention(cases: list[Case], settings: RetrievalSettings) -> tuple[float, ...]:
+    x = np.array([features(c, settings) for c in cases])
+    y = np.array([1.0 if c.gold else 0.0 for c in cases])
+    groups = [(c.set, bool(c.gold)) for c in cases]
+    sizes = {g: groups.count(g) for g in set(groups)}
+    w = np.array([1.0 / sizes[g] for g in groups])
+    beta = np.zeros(x.shape[1])
+    for _ in range(50):  # Newton's method, a little L2 so separable folds stay finite
+        p = 1.0 / (1.0 + np.exp(-x @ beta))
+        grad = x.T @ (w * (p - y)) + 1e-3 * beta
+        hess = (x * (w * p * (1 - p))[:, None]).T @ x + 1e-3 * np.eye(len(beta))
+        beta -= np.linalg.solve(hess, grad)
+    answerable = {s: x[[c.set == s and bool(c.gold) for c in cases]] for s in SETS}
+    for _ in range(400):
+        rates = [float(np.mean(v @ beta < 0)) for v in answerable.values() if len(v)]
+        if np.mean(rates) <= FALSE_ABSTENTION_BUDGET:
+            break
+        beta[0] += 0.05
+    return tuple(round(float(b), 2) for b in beta)
+
+
+def abstention_metrics(cases: list[Case], settings: RetrievalSettings) -> dict[str, float]:
+    answers = [support_p(c, settings) >= 0.5 for c in cases]
+    pos = [a for a, c in zip(answers, cases, strict=True) if c.gold]
+    neg = [a for a, c in zip(answers, cases, strict=True) if not c.gold]
+    return {
+        "abstention_accuracy": round(1 - float(np.mean(neg)), 3) if neg else float("nan"),
+        "false_abstention_rate": round(1 - float(np.mean(pos)), 3) if pos else float("nan"),
+        "unanswerable": len(neg),
+        "answerable": len(pos),
+    }
+
+
+def support_p(case: Case, settings: RetrievalSettings) -> float:
+    return float(1.0 / (1.0 + np.exp(-features(case, settings) @ np.array(settings.support_weights))))
+
+
+def report_set(cases: list[Case], settings: RetrievalSettings) -> dict[str, object]:
+    r5, mrr = retrieval_metrics(cases, settings)
+    bm_r5, bm_mrr = retrieval_metrics(cases, settings, "lexical")
+    de_r5, de_mrr = retrieval_metrics(cases, settings, "dense")
+    return {
+        "hybrid": [round(r5, 3), round(mrr, 3)],
+        "bm25": [round(bm_r5, 3), round(bm_mrr, 3)],
+        "dense": [round(de_r5, 3), round(de_mrr, 3)],
+        **abstention_metrics(cases, settings),
+    }
+
+
+def fit(cases: list[Case], base: RetrievalSettings) -> RetrievalSettings:
+    fused = fit_fusion(cases, base)
+    return fused.model_copy(update={"support_weights": fit_abstention(cases, fused)})
+
+
+def constants(settings: RetrievalSettings) -> dict[str, object]:
+    return {k: getattr(settings, k) for k in [*GRID, "support_weights"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundled-db", type=Path, required=True)
+    parser.add_argument("--aclsum-db", type=Path, required=True)
+    parser.add_argument("--aclsum-set", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=Path("docs/fit-retrieval.json"))
+    parser.add_argument(
+        "--cache", type=Path, help="keep the computed signals in this file and reuse them"
+    )
+    args = parser.parse_args()
+    root = Path(__file__).resolve().parents[1]
+    ASSISTANTS["bundled"] = Assistant.open(Settings(db_dir=args.bundled_db))
+    ASSISTANTS["aclsum"] = Assistant.open(Settings(db_dir=args.aclsum_db))
+    sets = {
+        "dev": (root / "evals/sets/dev.jsonl", "bundled", "aclsum"),
+        "dev_hard": (root / "evals/sets/dev_hard.jsonl", "bundled", "aclsum"),
+        "aclsum": (args.aclsum_set, "aclsum", "bundled"),
+    }
+    cases: list[Case] = []
+    if args.cache and args.cache.exists():
+        cases = pickle.loads(args.cache.read_bytes())
+    else:
+        for name, (path, own, other) in sets.items():
+            cases += collect(own, path, name, answerable=True)
+            # The same questions asked of the other corpus: nothing there answers them.
+            cases += collect(other, path, name, answerable=False)
+            print(f"{name}: signals computed", file=sys.stderr)
+        if args.cache:
+            args.cache.write_bytes(pickle.dumps(cases))
+    base = RetrievalSettings()
+    folds = {}
+    for held in SETS:
+        fitted = fit([c for c in cases if c.set != held], base)
+        folds[held] = {
+            "fitted_on": [s for s in SETS if s != held],
+            "constants": constants(fitted),
+            "held_out": report_set([c for c in cases if c.set == held], fitted),
+        }
+    final = fit(cases, base)
+    report = {
+        "folds": folds,
+        "final": {
+            "fitted_on": list(SETS),
+            "constants": constants(final),
+            "in_sample": {s: report_set([c for c in cases if c.set == s], final) for s in SETS},
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
