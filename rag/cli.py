@@ -112,7 +112,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     for event in assistant.stream(args.question, history, args.k, args.mode):
         if isinstance(event, Answer):
             answer = event
-        elif args.stream and not args.json:
+        elif args.stream and not (args.json or args.bibtex):
             print(event, end="", flush=True)
     assert answer is not None
     if args.json:
