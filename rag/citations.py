@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from rag.metadata import byline
 from rag.text import split_sentences, stems
 from rag.types import Citation, Hit, Paper
 
@@ -95,15 +96,24 @@ def citation_for(
         url=hit.paper.url,
         evidence=evidence,
         supported=supported,
+        authors=hit.paper.authors,
+        year=hit.paper.year,
+        doi=hit.paper.doi,
+        arxiv_id=hit.paper.arxiv_id,
+        link_kind=hit.paper.link_kind,
         highlights=tuple(dict.fromkeys([evidence, *highlights])),
     )
 
 
 def format_sources(citations: Sequence[Citation], link: Callable[[Citation], str] | None = None) -> str:
-    """The source list printed under an answer: `[1] Title — link`."""
-    return "\n".join(
-        f"[{c.n}] {c.title} — {link(c) if link else c.url}" for c in citations
-    )
+    """The source list printed under an answer: `[1] Title (Lin et al., 2024) — link`, the
+    link marked "(search)" when it only searches for the title."""
+    lines = []
+    for c in citations:
+        by = byline(c.authors, c.year)
+        search = " (search)" if c.link_kind == "search" else ""
+        lines.append(f"[{c.n}] {c.title}{f' ({by})' if by else ''} — {link(c) if link else c.url}{search}")
+    return "\n".join(lines)
 
 
 # --- LLM answers: markers as the model writes them, verified against the retrieved sources ---

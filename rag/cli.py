@@ -18,6 +18,10 @@ PAPERCHAT_CHROMA_URL, PAPERCHAT_RETRIEVAL_K) and the standard OPENAI_API_KEY / O
 flags override them. Nothing leaves this machine unless you configure an LLM endpoint."""
 
 
+# Merge and skip notes printed under an ingest summary; --json has them all.
+MAX_NOTES = 20
+
+
 def _settings(args: argparse.Namespace) -> Any:
     from rag.settings import Settings
 
@@ -34,17 +38,52 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from rag.errors import InputError
     from rag.pipeline import Assistant
 
     settings = _settings(args)
+    from_arxiv = bool(args.arxiv or args.arxiv_id)
+    if from_arxiv and args.paths:
+        raise InputError("Give files to ingest or --arxiv / --arxiv-id, not both in one command.")
+    if args.max is not None and not args.arxiv:
+        raise InputError("--max limits an --arxiv query; it needs --arxiv \"QUERY\".")
+    fetched = None
+    if from_arxiv:
+        from rag.arxiv_api import fetch, parse_ids
+
+        ids = parse_ids(args.arxiv_id or [])
+        # Fetch everything before the index is opened: a failure changes nothing.
+        update, close = progress_bar("Fetching from arXiv")
+        try:
+            fetched = fetch(
+                settings, query=args.arxiv or "", ids=ids, max_results=args.max,
+                on_progress=update,
+            )
+        finally:
+            close()
     update, close = progress_bar("Indexing")
     try:
         assistant = Assistant.create(settings)
-        paths = [Path(p) for p in args.paths] or None
-        report = assistant.ingest(paths, on_progress=update)
+        if fetched is not None:
+            report = assistant.ingest_papers(fetched.papers, on_progress=update)
+            if fetched.resumed:
+                report.notes.append(f"resumed: {fetched.resumed} papers came from the run before")
+            if fetched.missing:
+                report.notes.append(f"not found on arXiv: {', '.join(fetched.missing)}")
+            fetched.done()
+        else:
+            paths = [Path(p) for p in args.paths] or None
+            report = assistant.ingest(paths, on_progress=update, skip_bad=args.skip_bad)
     finally:
         close()
-    print(json.dumps(report.to_json()) if args.json else report.summary())
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+        return 0
+    print(report.summary())
+    for note in report.notes[:MAX_NOTES]:
+        print(f"  - {note}")
+    if len(report.notes) > MAX_NOTES:
+        print(f"  - ... and {len(report.notes) - MAX_NOTES} more (--json lists them all)")
     return 0
 
 
@@ -52,6 +91,14 @@ def _open_assistant(args: argparse.Namespace) -> Any:
     from rag.pipeline import Assistant
 
     return Assistant.open(_settings(args))
+
+
+def cited_bibtex(answer: Any) -> str:
+    """BibTeX entries for the papers an answer cites, in citation order."""
+    from rag.bibtex import bibtex_entries
+    from rag.metadata import cited_papers
+
+    return str(bibtex_entries(cited_papers([answer])))
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -65,11 +112,19 @@ def cmd_ask(args: argparse.Namespace) -> int:
     for event in assistant.stream(args.question, history, args.k, args.mode):
         if isinstance(event, Answer):
             answer = event
-        elif args.stream and not args.json:
+        elif args.stream and not (args.json or args.bibtex):
             print(event, end="", flush=True)
     assert answer is not None
     if args.json:
-        print(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
+        data = answer.to_json()
+        if args.bibtex:
+            data["bibtex"] = cited_bibtex(answer)
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return 0
+    if args.bibtex:
+        # Only the entries, so `paperchat ask ... --bibtex > refs.bib` is a valid .bib file.
+        entries = cited_bibtex(answer)
+        print(entries if entries else "% No paper was cited.", end="" if entries else "\n")
         return 0
     if not args.stream:
         print(answer.text, end="")
@@ -167,14 +222,40 @@ def build_parser() -> argparse.ArgumentParser:
         "paths",
         nargs="*",
         metavar="PATH",
-        help="listing pages (.txt: title paragraph, then abstract paragraph), JSON Lines "
-        "(.jsonl: title, abstract, optional url, authors, date) or folders of them",
+        help="BibTeX (.bib), RIS (.ris), CSL-JSON (.json, Zotero / Better BibTeX export), "
+        "JSON Lines (.jsonl: title, abstract, optional url, authors, date, doi, arxiv_id), "
+        "listing pages (.txt: title paragraph, then abstract paragraph) or folders of them",
+    )
+    ingest.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="read the other entries of a file with malformed ones (they are listed); by "
+        "default a malformed entry stops the whole file and nothing is ingested",
+    )
+    ingest.add_argument(
+        "--arxiv",
+        metavar="QUERY",
+        help='fetch papers from the arXiv API, e.g. "ti:llava AND cat:cs.CV" (needs network '
+        "access; resumable: re-run the same command after an interruption)",
+    )
+    ingest.add_argument(
+        "--max",
+        type=int,
+        metavar="N",
+        help="papers an --arxiv query fetches (default 50, $PAPERCHAT_ARXIV_MAX_RESULTS)",
+    )
+    ingest.add_argument(
+        "--arxiv-id",
+        nargs="+",
+        metavar="ID",
+        help="fetch these arXiv papers, e.g. 2401.12345 2312.00001 (needs network access)",
     )
     _storage_options(ingest)
     ingest.add_argument(
         "--json",
         action="store_true",
-        help='print {"papers", "new", "updated", "unchanged", "chunks"} instead of a summary',
+        help='print {"papers", "new", "updated", "unchanged", "chunks", "merged", "skipped", '
+        '"notes"} instead of a summary',
     )
     ingest.set_defaults(func=cmd_ingest)
 
@@ -203,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--json",
         action="store_true",
         help="print answer, abstained, citations, retrieved, mode, timings_ms (and note) as JSON",
+    )
+    ask.add_argument(
+        "--bibtex",
+        action="store_true",
+        help="print BibTeX entries of the cited papers instead of the answer (with --json: "
+        "add them as a \"bibtex\" string)",
     )
     ask.set_defaults(func=cmd_ask)
 

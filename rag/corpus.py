@@ -1,20 +1,30 @@
-"""Corpus readers: listing pages and JSON Lines -> Paper, with stable ids and merged duplicates."""
+"""Corpus readers: listing pages and JSON Lines here, BibTeX, RIS and CSL-JSON in rag.bibtex,
+rag.ris and rag.csljson (picked by read_source) -> Paper, with stable ids and duplicates
+merged on DOI, arXiv id or title."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-import urllib.parse
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from rag.errors import CorpusError
+from rag.metadata import (
+    arxiv_id_in_url,
+    duplicate_keys,
+    merge_papers,
+    normalize_arxiv_id,
+    normalize_doi,
+    resolve_link,
+    year_of,
+)
 from rag.types import Paper
 
-READABLE_SUFFIXES = (".txt", ".md", ".jsonl", ".json")
-_URL = re.compile(r"https?://[^\s<>\"'()\[\]]+")
+READABLE_SUFFIXES = (".txt", ".md", ".jsonl", ".json", ".bib", ".bibtex", ".ris")
 _TITLE_MAX_CHARS = 400
 _ABSTRACT_MIN_CHARS = 60
 _SENTENCE_END = re.compile(r"[.!?](\s|$)")
@@ -30,19 +40,18 @@ def paper_id(title: str) -> str:
 
 
 def content_hash(paper: Paper) -> str:
-    return hashlib.sha1(f"{paper.title}\n{paper.abstract}\n{paper.url}".encode()).hexdigest()[:16]
+    text = f"{paper.title}\n{paper.abstract}\n{paper.url}"
+    metadata = (paper.authors, paper.date, paper.year, paper.venue, paper.doi, paper.arxiv_id)
+    if any(metadata):
+        # Only papers that carry metadata hash it (and their sources, which merges extend),
+        # so indexes built before it existed stay current, while new metadata or a new
+        # source for a stored paper (e.g. a DOI from a .bib) updates it.
+        text += "\n" + json.dumps([*metadata, paper.source])
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 def _clean(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
-
-
-def paper_link(title: str, abstract: str, search_url_template: str) -> str:
-    """A URL the abstract gives (code or project page), else a search for the title."""
-    match = _URL.search(abstract)
-    if match:
-        return match.group(0).rstrip(".,;:")
-    return search_url_template.format(query=urllib.parse.quote_plus(title))
 
 
 def make_paper(
@@ -54,16 +63,35 @@ def make_paper(
     url: str = "",
     authors: Iterable[str] = (),
     date: str = "",
+    year: str = "",
+    venue: str = "",
+    doi: str = "",
+    arxiv_id: str = "",
 ) -> Paper:
+    """A Paper whose link is the DOI, else the arXiv page, else `url`, else a title search.
+
+    A URL inside the abstract is not taken as the paper's link: it is usually code or a
+    project page, not the paper.
+    """
     title, abstract = _clean(title), _clean(abstract)
+    doi = normalize_doi(doi)
+    arxiv_id = normalize_arxiv_id(arxiv_id) or normalize_arxiv_id(doi) or arxiv_id_in_url(url)
+    if normalize_arxiv_id(doi):
+        doi = ""  # arXiv's own DOI names the preprint: the arXiv id says it, a journal DOI wins
+    link, kind = resolve_link(title, doi, arxiv_id, url, search_url_template)
     return Paper(
         id=paper_id(title),
         title=title,
         abstract=abstract,
-        url=url.strip() or paper_link(title, abstract, search_url_template),
+        url=link,
         source=source,
-        authors=tuple(a.strip() for a in authors if a.strip()),
+        authors=tuple(_clean(a) for a in authors if a.strip()),
         date=date.strip(),
+        year=year_of(year) or year_of(date),
+        venue=_clean(venue),
+        doi=doi,
+        arxiv_id=arxiv_id,
+        link_kind=kind,
     )
 
 
@@ -116,63 +144,151 @@ def read_listing(path: Path, search_url_template: str) -> list[Paper]:
     return papers
 
 
-def read_jsonl(path: Path, search_url_template: str) -> list[Paper]:
-    """JSON Lines with `title`, `abstract` and optional `url`, `authors`, `date`.
+@dataclass
+class SourceRead:
+    """What one file gave: its papers, the entries left out (one note each), its format."""
 
-    One malformed line rejects the whole file, so a file is ingested completely or not at all.
+    papers: list[Paper]
+    skipped: list[str] = field(default_factory=list)
+    format: str = ""
+
+
+# Format name -> how the error for an unknown file describes it.
+FORMATS = {
+    "bibtex": "BibTeX (.bib)",
+    "ris": "RIS (.ris)",
+    "csl-json": "CSL-JSON (.json: Zotero or Better BibTeX export)",
+    "jsonl": "JSON Lines (.jsonl: title, abstract, optional url, authors, date, doi, arxiv_id)",
+    "listing": "listing page (.txt, .md: title paragraph, then abstract paragraph)",
+}
+
+
+def _jsonl_paper(
+    path: Path, number: int, line: str, search_url_template: str
+) -> Paper:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise CorpusError(f"{path}, line {number}: not valid JSON ({exc.msg}).") from exc
+    if not isinstance(record, dict):
+        raise CorpusError(f"{path}, line {number}: expected a JSON object with title and abstract.")
+    title, abstract = record.get("title"), record.get("abstract")
+    if not isinstance(title, str) or not title.strip():
+        raise CorpusError(f'{path}, line {number}: missing or empty "title" (a string).')
+    if not isinstance(abstract, str) or not abstract.strip():
+        raise CorpusError(f'{path}, line {number}: missing or empty "abstract" (a string).')
+    authors = record.get("authors") or []
+    if isinstance(authors, str):
+        authors = [a for a in re.split(r",|;| and ", authors)]
+    if not isinstance(authors, list):
+        raise CorpusError(f'{path}, line {number}: "authors" must be a list of names or a string.')
+    return make_paper(
+        title,
+        abstract,
+        source=path.name,
+        search_url_template=search_url_template,
+        url=str(record.get("url") or ""),
+        authors=[str(a) for a in authors],
+        date=str(record.get("date") or ""),
+        year=str(record.get("year") or ""),
+        venue=str(record.get("venue") or ""),
+        doi=str(record.get("doi") or ""),
+        arxiv_id=str(record.get("arxiv_id") or ""),
+    )
+
+
+def read_jsonl(path: Path, search_url_template: str, *, skip_bad: bool = False) -> SourceRead:
+    """JSON Lines with `title`, `abstract` and optional `url`, `authors`, `date`, `year`,
+    `venue`, `doi`, `arxiv_id`.
+
+    One malformed line rejects the whole file, so a file is ingested completely or not at
+    all, unless `skip_bad`: then the other lines are read and the bad ones reported.
     """
-    papers: list[Paper] = []
+    read = SourceRead([], format="jsonl")
     for number, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
+            read.papers.append(_jsonl_paper(path, number, line, search_url_template))
+        except CorpusError as exc:
+            if not skip_bad:
+                raise CorpusError(
+                    f"{exc} Fix that line, or ingest with --skip-bad to read the other lines; "
+                    "nothing from this file was ingested."
+                ) from exc
+            read.skipped.append(f"{path.name}: skipped line {number} (malformed)")
+    return read
+
+
+_BIBTEX_START = re.compile(r"^\s*@\s*[A-Za-z]+\s*[{(]", re.MULTILINE)
+_RIS_START = re.compile(r"^TY  - ", re.MULTILINE)
+
+
+def detect_format(path: Path, text: str) -> str:
+    """The reader for a file: by extension, and by content where the extension is generic
+    (.txt, .json) or unknown."""
+    suffix = path.suffix.lower()
+    by_suffix = {".bib": "bibtex", ".bibtex": "bibtex", ".ris": "ris", ".jsonl": "jsonl"}
+    if suffix in by_suffix:
+        return by_suffix[suffix]
+    head = text.lstrip("\ufeff \t\r\n")
+    if suffix == ".json":
+        return "csl-json" if head.startswith("[") else "jsonl"
+    if _RIS_START.search(text[:5000]):
+        return "ris"
+    if _BIBTEX_START.search(text[:20000]):
+        return "bibtex"
+    if suffix in (".txt", ".md"):
+        return "listing"
+    if head.startswith("["):
+        return "csl-json"
+    if head.startswith("{"):
+        return "jsonl"
+    supported = "; ".join(FORMATS.values())
+    raise CorpusError(
+        f"{path}: unknown format ({suffix or 'no extension'}, and the content is not one "
+        f"paperchat reads). Supported: {supported}."
+    )
+
+
+def read_source(path: Path, search_url_template: str, *, skip_bad: bool = False) -> SourceRead:
+    """Read one file in whichever format it is; raises CorpusError when it yields nothing."""
+    text = _read_text(path)
+    kind = detect_format(path, text)
+    if kind == "bibtex":
+        from rag.bibtex import read_bibtex
+
+        read = read_bibtex(path, text, search_url_template, skip_bad=skip_bad)
+    elif kind == "ris":
+        from rag.ris import read_ris
+
+        read = read_ris(path, text, search_url_template, skip_bad=skip_bad)
+    elif kind == "csl-json":
+        from rag.csljson import read_csl_json
+
+        read = read_csl_json(path, text, search_url_template, skip_bad=skip_bad)
+    elif kind == "jsonl":
+        read = read_jsonl(path, search_url_template, skip_bad=skip_bad)
+    else:
+        read = SourceRead(read_listing(path, search_url_template), format="listing")
+    if not read.papers:
+        if kind == "listing":
             raise CorpusError(
-                f"{path}, line {number}: not valid JSON ({exc.msg}). Fix that line; "
-                "nothing from this file was ingested."
-            ) from exc
-        if not isinstance(record, dict):
-            raise CorpusError(
-                f"{path}, line {number}: expected a JSON object with title and abstract."
+                f"{path} yields no papers. Expected a listing page (title paragraph, then "
+                "abstract paragraph, separated by blank lines) or JSON Lines with title and "
+                "abstract."
             )
-        title, abstract = record.get("title"), record.get("abstract")
-        if not isinstance(title, str) or not title.strip():
-            raise CorpusError(f'{path}, line {number}: missing or empty "title" (a string).')
-        if not isinstance(abstract, str) or not abstract.strip():
-            raise CorpusError(f'{path}, line {number}: missing or empty "abstract" (a string).')
-        authors = record.get("authors") or []
-        if isinstance(authors, str):
-            authors = [a for a in re.split(r",|;| and ", authors)]
-        if not isinstance(authors, list):
-            raise CorpusError(
-                f'{path}, line {number}: "authors" must be a list of names or a string.'
-            )
-        papers.append(
-            make_paper(
-                title,
-                abstract,
-                source=path.name,
-                search_url_template=search_url_template,
-                url=str(record.get("url") or ""),
-                authors=[str(a) for a in authors],
-                date=str(record.get("date") or ""),
-            )
+        skipped = f" ({'; '.join(read.skipped)})" if read.skipped else ""
+        raise CorpusError(
+            f"{path} ({FORMATS[kind].split(' (')[0]}) yields no papers with an abstract"
+            f"{skipped}. paperchat answers from abstracts: export them with your references "
+            "(e.g. in Zotero, the Abstract field) and ingest again."
         )
-    return papers
+    return read
 
 
 def read_file(path: Path, search_url_template: str) -> list[Paper]:
-    if path.suffix.lower() in (".jsonl", ".json"):
-        papers = read_jsonl(path, search_url_template)
-    else:
-        papers = read_listing(path, search_url_template)
-    if not papers:
-        raise CorpusError(
-            f"{path} yields no papers. Expected a listing page (title paragraph, then abstract "
-            "paragraph, separated by blank lines) or JSON Lines with title and abstract."
-        )
-    return papers
+    return read_source(path, search_url_template).papers
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
@@ -195,28 +311,67 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
+def _quoted(title: str, limit: int = 80) -> str:
+    short = title if len(title) <= limit else title[: limit - 1].rstrip() + "\u2026"
+    return f"\u201c{short}\u201d"
+
+
+def merge_note(paper: Paper, first: Paper, reason: str) -> str:
+    """`merged “T” (b.bib) with the copy from a.txt: same title`, naming both titles when
+    they differ."""
+    if normalize_title(paper.title) == normalize_title(first.title):
+        return f"merged {_quoted(paper.title)} ({paper.source}) with the copy from {first.source}: {reason}"
+    return (
+        f"merged {_quoted(paper.title)} ({paper.source}) into {_quoted(first.title)} "
+        f"({first.source}): {reason}"
+    )
+
+
+class DuplicateMerger:
+    """Folds copies of one paper together: same DOI, else same arXiv id, else same title.
+
+    `add` returns the merged paper; `notes` says which copies were merged and why.
+    """
+
+    def __init__(self) -> None:
+        self.papers: dict[str, Paper] = {}  # by the id of the first copy
+        self._owner: dict[str, str] = {}  # duplicate key -> paper id
+        self.merged = 0
+        self.notes: list[str] = []
+
+    def find(self, paper: Paper) -> tuple[str, str] | None:
+        """(id of the paper `paper` duplicates, what matched), or None."""
+        for key in duplicate_keys(paper):
+            owner = self._owner.get(key)
+            if owner is not None:
+                return owner, {"doi": "same DOI", "arxiv": "same arXiv id"}.get(
+                    key.split(":", 1)[0], "same title"
+                )
+        return None
+
+    def add(self, paper: Paper, *, quiet: bool = False) -> Paper:
+        found = self.find(paper)
+        if found is None:
+            result = paper
+        else:
+            owner, reason = found
+            first = self.papers[owner]
+            result = merge_papers(first, paper)
+            self.merged += 1
+            if not quiet:
+                self.notes.append(merge_note(paper, first, reason))
+        self.papers[result.id] = result
+        for key in duplicate_keys(result):
+            self._owner.setdefault(key, result.id)
+        return result
+
+
 def merge_duplicates(papers: Iterable[Paper]) -> list[Paper]:
-    """One paper per id; a later copy only fills what the first lacks (order kept)."""
-    merged: dict[str, Paper] = {}
+    """One paper per DOI / arXiv id / title; later copies only enrich the first (order kept)."""
+    merger = DuplicateMerger()
     for paper in papers:
-        first = merged.get(paper.id)
-        if first is None:
-            merged[paper.id] = paper
-            continue
-        merged[paper.id] = Paper(
-            id=first.id,
-            title=first.title,
-            abstract=first.abstract
-            if len(first.abstract) >= len(paper.abstract)
-            else paper.abstract,
-            url=first.url,
-            source=first.source
-            if paper.source in first.source.split(", ")
-            else f"{first.source}, {paper.source}",
-            authors=first.authors or paper.authors,
-            date=first.date or paper.date,
-        )
-    return list(merged.values())
+        merger.add(paper)
+    return list(merger.papers.values())
 
 
 def bundled_corpus_paths() -> list[Path]:
@@ -224,10 +379,42 @@ def bundled_corpus_paths() -> list[Path]:
     return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".txt"))
 
 
+@dataclass
+class LoadedCorpus:
+    """Every file read (nothing written yet): unique papers, entries read, what was merged
+    or left out."""
+
+    papers: list[Paper]
+    entries: int
+    merged: int = 0
+    notes: list[str] = field(default_factory=list)
+    skipped: int = 0
+
+
+def load_sources(
+    paths: Iterable[Path] | None, search_url_template: str, *, skip_bad: bool = False
+) -> LoadedCorpus:
+    """Read every file (all of them before anything is written) and merge duplicates."""
+    files = expand_paths(paths) if paths else bundled_corpus_paths()
+    merger = DuplicateMerger()
+    entries = 0
+    notes: list[str] = []
+    for file in files:
+        read = read_source(file, search_url_template, skip_bad=skip_bad)
+        entries += len(read.papers)
+        notes.extend(read.skipped)
+        for paper in read.papers:
+            merger.add(paper)
+    return LoadedCorpus(
+        list(merger.papers.values()),
+        entries,
+        merger.merged,
+        [*merger.notes, *notes],
+        len(notes),
+    )
+
+
 def load_corpus(paths: Iterable[Path] | None, search_url_template: str) -> tuple[list[Paper], int]:
     """Read every file (all of them before anything is written) -> (unique papers, entries read)."""
-    files = expand_paths(paths) if paths else bundled_corpus_paths()
-    entries: list[Paper] = []
-    for file in files:
-        entries.extend(read_file(file, search_url_template))
-    return merge_duplicates(entries), len(entries)
+    loaded = load_sources(paths, search_url_template)
+    return loaded.papers, loaded.entries

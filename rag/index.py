@@ -124,6 +124,11 @@ def _paper_from_record(pid: str, document: str | None, meta: dict[str, Any]) -> 
         source=str(meta.get("source", "")),
         authors=tuple(a for a in authors.split("; ") if a),
         date=str(meta.get("date", "")),
+        year=str(meta.get("year", "")),
+        venue=str(meta.get("venue", "")),
+        doi=str(meta.get("doi", "")),
+        arxiv_id=str(meta.get("arxiv_id", "")),
+        link_kind=str(meta.get("link_kind", "")),
     )
 
 
@@ -436,6 +441,11 @@ class PaperIndex:
                     "source": p.source,
                     "authors": "; ".join(p.authors),
                     "date": p.date,
+                    "year": p.year,
+                    "venue": p.venue,
+                    "doi": p.doi,
+                    "arxiv_id": p.arxiv_id,
+                    "link_kind": p.link_kind,
                     "hash": content_hash(p),
                     "chunks": len(cs),
                 }
@@ -569,6 +579,28 @@ class PaperIndex:
             else:
                 match.chunks.append(ref)
         return sorted(by_paper.values(), key=lambda m: m.score, reverse=True)
+
+    def same_papers(self, papers: Sequence[Paper]) -> list[Paper]:
+        """Stored papers that may be copies of `papers`: same id, DOI or arXiv id."""
+        found: dict[str, Paper] = {}
+        wanted = {
+            "doi": sorted({p.doi for p in papers if p.doi}),
+            "arxiv_id": sorted({p.arxiv_id for p in papers if p.arxiv_id}),
+        }
+        ids = [p.id for p in papers]
+        for start in range(0, len(ids), _GET_PAGE):
+            found.update(self.papers(ids[start : start + _GET_PAGE]))
+        for key, values in wanted.items():
+            for start in range(0, len(values), _GET_PAGE):
+                got = self._papers.get(
+                    where={key: {"$in": values[start : start + _GET_PAGE]}},
+                    include=["documents", "metadatas"],
+                )
+                for pid, doc, meta in zip(
+                    got["ids"], got["documents"] or [], got["metadatas"] or [], strict=False
+                ):
+                    found[pid] = _paper_from_record(pid, doc, meta or {})
+        return list(found.values())
 
     def papers(self, ids: Sequence[str]) -> dict[str, Paper]:
         if not ids:

@@ -32,6 +32,7 @@ from langchain_openai import ChatOpenAI
 from rag import prompts
 from rag.citations import CitationStream, check_citations
 from rag.errors import LLMError
+from rag.metadata import byline
 from rag.retrieve import Retrieval, contextualize
 from rag.settings import Settings
 from rag.text import split_sentences
@@ -383,9 +384,20 @@ def _data(text: str) -> str:
 
 def _sources_block(hits: Sequence[Hit]) -> str:
     return "\n".join(
-        prompts.SOURCE.format(n=n, title=_data(hit.paper.title), abstract=_data(hit.paper.abstract))
+        prompts.SOURCE.format(
+            n=n,
+            title=_data(hit.paper.title),
+            meta=_source_meta(hit),
+            abstract=_data(hit.paper.abstract),
+        )
         for n, hit in enumerate(hits, start=1)
     )
+
+
+def _source_meta(hit: Hit) -> str:
+    """Authors and year for the model to name papers by, when the source gave them."""
+    by = byline(hit.paper.authors, hit.paper.year)
+    return f"\nby: {_data(by)}" if by else ""
 
 
 def _question_text(question: str, history: Sequence[Turn], query: str) -> str:

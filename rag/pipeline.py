@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rag.answer import extractive_answer, missing_names
-from rag.corpus import load_corpus
+from rag.corpus import DuplicateMerger, load_sources
 from rag.embeddings import LocalEmbeddings
 from rag.errors import InputError, PaperchatError
 from rag.index import PaperIndex
 from rag.inputs import parse_history, validate_question
 from rag.retrieve import HybridRetriever, Retrieval
 from rag.settings import Settings
-from rag.types import Answer, IngestReport, Turn
+from rag.types import Answer, IngestReport, Paper, Turn
 
 StreamEvent = str | Answer
 
@@ -62,9 +63,24 @@ class Assistant:
         self,
         paths: Sequence[Path] | None,
         on_progress: Callable[[int, int], None] | None = None,
+        *,
+        skip_bad: bool = False,
     ) -> IngestReport:
         """Read every file first (a bad file changes nothing), then index the papers."""
-        papers, _entries = load_corpus(paths, self.settings.corpus.search_url_template)
+        loaded = load_sources(paths, self.settings.corpus.search_url_template, skip_bad=skip_bad)
+        report = self.ingest_papers(loaded.papers, on_progress)
+        report.merged += loaded.merged
+        report.skipped += loaded.skipped
+        report.notes = [*loaded.notes, *report.notes]
+        return report
+
+    def ingest_papers(
+        self,
+        papers: Sequence[Paper],
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> IngestReport:
+        """Index papers read elsewhere (files, arXiv), merged with stored copies of them."""
+        papers, merged, notes = self._merge_with_index(papers)
         total = len(papers)
         done = 0
 
@@ -74,7 +90,40 @@ class Assistant:
             if on_progress:
                 on_progress(done, total)
 
-        return self.index.ingest(papers, on_progress=step)
+        report = self.index.ingest(papers, on_progress=step)
+        report.merged, report.notes = merged, notes
+        return report
+
+    def _merge_with_index(self, papers: Sequence[Paper]) -> tuple[list[Paper], int, list[str]]:
+        """A paper already stored from another source (same DOI, arXiv id or title) is merged
+        into the stored one, keeping the richer metadata. A file ingested again replaces its
+        own papers as before, so a corrected abstract still replaces the old one."""
+        stored = self.index.same_papers(papers) if papers else []
+        if not stored:
+            return list(papers), 0, []
+        merger = DuplicateMerger()
+        for paper in stored:
+            merger.add(paper, quiet=True)
+        by_id = {p.id: p for p in stored}
+        out: dict[str, Paper] = {}
+        merged = 0
+        notes: list[str] = []
+        for paper in papers:
+            found = merger.find(paper)
+            old = by_id.get(found[0]) if found else None
+            new_sources = set(paper.source.split(", "))
+            if old is None or set(old.source.split(", ")) <= new_sources:
+                # New, or the same file(s) again: this copy is the paper (under the stored id).
+                kept = paper if old is None else replace(paper, id=old.id)
+                out[kept.id] = kept
+                continue
+            before = len(merger.notes)
+            result = merger.add(paper)
+            out[result.id] = result
+            if result != old:
+                merged += 1
+                notes.extend(merger.notes[before:])
+        return list(out.values()), merged, notes
 
     def resolve_mode(self, mode: str | None) -> str:
         mode = mode or self.settings.answer.mode

@@ -36,8 +36,9 @@ ANSWER_HUMAN = """<sources>
 
 Question: {question}"""
 
+# {meta} is "\nby: Lin et al., 2024" when authors or year are known, else empty.
 SOURCE = """<source id="{n}">
-title: {title}
+title: {title}{meta}
 abstract: {abstract}
 </source>"""
 

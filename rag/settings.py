@@ -195,6 +195,29 @@ class UISettings(BaseSettings):
     concurrency: int = Field(default=8, ge=1, description="Chat requests served at once.")
 
 
+class ArxivSettings(BaseSettings):
+    model_config = _group("ARXIV")
+
+    # arXiv's API terms ask for no more than one request every three seconds.
+    delay_s: float = Field(
+        default=3.0, ge=0.0, description="Seconds between arXiv API requests (arXiv asks for 3)."
+    )
+    page_size: int = Field(
+        default=100, ge=1, le=2000, description="Results per arXiv API request."
+    )
+    retries: int = Field(
+        default=3, ge=0, le=10, description="Retries of a failed arXiv API request."
+    )
+    max_results: int = Field(
+        default=50, ge=1, le=10000, description="Papers an `ingest --arxiv` query fetches "
+        "unless --max says otherwise."
+    )
+    api_url: str = Field(
+        default="https://export.arxiv.org/api/query",
+        description="The arXiv API's query endpoint (a mirror or a test server may stand in).",
+    )
+
+
 def _default_data_dir() -> Path:
     import platformdirs
 
@@ -236,6 +259,9 @@ class Settings(BaseSettings):
     answer: AnswerSettings = Field(default_factory=AnswerSettings, description="Answering.")
     llm: LLMSettings = Field(default_factory=LLMSettings, description="Optional LLM endpoint.")
     ui: UISettings = Field(default_factory=UISettings, description="Web chat.")
+    arxiv: ArxivSettings = Field(
+        default_factory=ArxivSettings, description="Fetching papers from the arXiv API."
+    )
 
     @property
     def resolved_db_dir(self) -> Path:

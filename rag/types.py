@@ -19,6 +19,13 @@ class Paper:
     source: str = ""
     authors: tuple[str, ...] = ()
     date: str = ""
+    # Bibliographic metadata, when the source gives it (BibTeX, RIS, CSL-JSON, arXiv).
+    year: str = ""
+    venue: str = ""
+    doi: str = ""  # normalised: lower-case, no resolver prefix
+    arxiv_id: str = ""  # without version, e.g. 2401.12345
+    # How `url` was found: doi | arxiv | source | search ('' in indexes built before).
+    link_kind: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,12 +58,18 @@ class Citation:
     url: str
     evidence: str
     supported: bool = True
+    authors: tuple[str, ...] = ()
+    year: str = ""
+    doi: str = ""
+    arxiv_id: str = ""
+    link_kind: str = ""
     # Every abstract sentence the answer relies on for this source (evidence first).
     highlights: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("supported")
+        data["authors"] = list(self.authors)
         data.pop("highlights")
         return data
 
@@ -108,15 +121,26 @@ class IngestReport:
     updated: int = 0
     unchanged: int = 0
     chunks: int = 0
+    # Entries that became one paper with another (same DOI, arXiv id or title).
+    merged: int = 0
+    # Entries left out: no abstract, or malformed and skipped on request (--skip-bad).
+    skipped: int = 0
+    # One line per merge or skipped entry, for the summary.
+    notes: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, int]:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     def summary(self) -> str:
-        return (
+        text = (
             f"Indexed {self.papers} papers ({self.new} new, {self.updated} updated, "
             f"{self.unchanged} unchanged; {self.chunks} chunks)."
         )
+        if self.merged:
+            text += f" Merged {self.merged} duplicate{'s' if self.merged != 1 else ''}."
+        if self.skipped:
+            text += f" Skipped {self.skipped} entr{'ies' if self.skipped != 1 else 'y'}."
+        return text
 
 
 @dataclass

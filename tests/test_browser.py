@@ -22,6 +22,7 @@ from rag.settings import Settings
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[1]
+LIBRARY = ROOT / "tests" / "fixtures" / "library"
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -141,7 +142,7 @@ def wait_for_answer(pg: Any, answers_before: int = 0) -> Any:
 
 def test_ask_streams_a_cited_answer_with_sources(page: Any, chat_server: Any) -> None:
     intro = page.inner_text("#pc-intro")
-    assert "182 papers" in intro and "2 source files" in intro
+    assert "182 papers from two Hugging Face daily-papers pages" in intro
     assert page.locator("#pc-chat button.example").count() >= 3
 
     # Record every text the answer shows, to see it arrive in more than one piece.
@@ -184,6 +185,14 @@ def test_ask_streams_a_cited_answer_with_sources(page: Any, chat_server: Any) ->
     exported = Path(download.value.path()).read_text(encoding="utf-8")
     assert exported.startswith("# paperchat conversation") and SEQDIAL_Q in exported
     assert "Sources:" in exported
+    # The cited papers as BibTeX. The bundled pages give no DOI or arXiv id: the link is a
+    # title search, and the panel says so.
+    with page.expect_download() as download:
+        page.click("#pc-export-bib")
+    assert download.value.suggested_filename == "paperchat-citations.bib"
+    bib_text = Path(download.value.path()).read_text(encoding="utf-8")
+    assert bib_text.startswith("@misc{") and "SeqDialN" in bib_text
+    assert source.locator(".pc-search").inner_text() == "search"
 
     # Thumbs up, with a comment, lands in the feedback file in the eval-set shape.
     page.fill("#pc-comment textarea", "exactly right")
@@ -244,6 +253,20 @@ def test_uploaded_papers_are_answerable_and_scripts_stay_text(
     assert '<img src=x onerror="window.__xss=2">' in panel
     assert page.evaluate("() => window.__xss") is None
     assert page.locator("#pc-sources script, #pc-sources img, #pc-chat .bot img").count() == 0
+
+    # A reference manager's export: two of its papers are on the bundled pages already.
+    page.locator("#pc-upload button[aria-label='Clear']").first.click()
+    page.set_input_files("#pc-upload input[type=file]", str(LIBRARY / "refs.bib"))
+    page.wait_for_selector("#pc-ingest-status :text('refs.bib')", timeout=120_000)
+    status = page.inner_text("#pc-ingest-status")
+    assert "3 new" in status and "Merged 2 duplicates" in status, status
+    assert "without an abstract: noabstract2020" in status
+    assert "refs.bib (BibTeX, 5 papers)" in page.inner_text("#pc-intro")
+    ask(page, "How does Tidal Memory let dialogue models recall old conversations?", answers_before=2)
+    head = page.locator("#pc-sources .pc-source-head").first
+    assert "Ana García et al., 2023" in head.locator(".pc-byline").inner_text()
+    href = head.locator("a").first.get_attribute("href")
+    assert href == "https://doi.org/10.5555/tidal.2023.42"
 
 
 def test_two_sessions_asking_at_once_get_their_own_answers(

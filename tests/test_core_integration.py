@@ -56,7 +56,10 @@ def test_ingest_is_idempotent_and_replaces_changed_abstracts(
     code, out, _ = run(capsys, "ingest", str(corpus), "--db", str(db), "--json")
     assert code == 0
     first = json.loads(out)
-    assert first == {"papers": 2, "new": 2, "updated": 0, "unchanged": 0, "chunks": first["chunks"]}
+    assert first == {
+        "papers": 2, "new": 2, "updated": 0, "unchanged": 0, "chunks": first["chunks"],
+        "merged": 0, "skipped": 0, "notes": [],
+    }
     assert first["chunks"] >= 2
 
     code, out, _ = run(capsys, "ingest", str(corpus), "--db", str(db), "--json")
@@ -108,7 +111,10 @@ def test_ask_json_has_exactly_the_documented_fields(
     }
     assert answer["query"].startswith("What NDCG") and answer["missing_terms"] == []
     assert answer["mode"] == "extractive" and answer["abstained"] is False
-    assert set(answer["citations"][0]) == {"n", "paper_id", "title", "url", "evidence"}
+    assert set(answer["citations"][0]) == {
+        "n", "paper_id", "title", "url", "evidence", "authors", "year", "doi", "arxiv_id",
+        "link_kind",
+    }
     assert answer["citations"][0]["title"].startswith("SeqDialN")
     assert "62.54% NDCG" in answer["answer"]
     assert len(answer["retrieved"]) == 3

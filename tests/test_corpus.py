@@ -34,7 +34,9 @@ def test_listing_skips_header_and_date_lines(tmp_path: Path) -> None:
     )
     papers = read_file(path, SEARCH)
     assert [p.title for p in papers] == ["First Paper: A Title", "Second Paper"]
-    assert papers[0].url == "https://github.com/example/repo"
+    # A URL in the abstract is code, not the paper: the link searches for the title.
+    assert papers[0].url == "https://papers.example/search?q=First+Paper%3A+A+Title"
+    assert papers[0].link_kind == "search"
     assert papers[0].source == "page.txt"
 
 

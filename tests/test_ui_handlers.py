@@ -335,7 +335,10 @@ def test_export_markdown_has_questions_answers_sources(settings: Settings) -> No
 def test_intro_names_the_corpus_and_reads_it_once(settings: Settings) -> None:
     service, fake = service_with(settings)
     intro = service.intro_markdown()
-    assert "**3 papers** from 2 source files (page\\_a.txt, page\\_b.txt)" in intro
+    assert (
+        "**3 papers** from page\\_a.txt (listing page, 2 papers) and "
+        "page\\_b.txt (listing page, 2 papers)"
+    ) in intro
     service.intro_markdown()
     service.examples()
     assert fake.index.reads == 1
@@ -352,7 +355,7 @@ def test_page_shows_a_saved_summary_while_the_assistant_is_still_opening(
     opening: Future[Any] = Future()
     saved = CorpusSummary.of([SEQ, OTHER])
     service = ChatService(settings, opening, summary=saved)
-    assert "**2 papers** from 2 source files" in service.intro_markdown()
+    assert "**2 papers** from page\\_a.txt (listing page" in service.intro_markdown()
     assert service.examples()[0] == f"What does “{SEQ.title}” propose?"
     fake = FakeAssistant(settings, answer_for("Answer [1].", [SEQ], [SEQ]))
     threading.Timer(0.2, opening.set_result, [fake]).start()
@@ -370,7 +373,7 @@ def test_page_shows_a_saved_summary_while_the_assistant_is_still_opening(
 def test_examples_are_curated_for_the_bundled_corpus(assistant: Any) -> None:
     service = ChatService(assistant.settings, assistant)
     assert service.examples()[0].startswith("What NDCG scores did SeqDialN")
-    assert "**182 papers** from 2 source files" in service.intro_markdown()
+    assert "**182 papers** from two Hugging Face daily-papers pages." in service.intro_markdown()
 
 
 def test_ingest_reports_summary_or_clear_error(settings: Settings, tmp_path: Path) -> None:
@@ -393,7 +396,9 @@ def test_ask_json_is_the_cli_json(settings: Settings) -> None:
     answer = answer_for(SEQ_TEXT, [SEQ], [SEQ])
     service, fake = service_with(settings, answer=answer)
     data = service.ask_json("q", [{"role": "user", "content": "hi"}])
+    bibtex = data.pop("bibtex")
     assert data == answer.to_json()
+    assert bibtex.startswith("@misc{") and "SeqDialN" in bibtex
     assert fake.calls[0]["history"] == [Turn("user", "hi")]
     with pytest.raises(InputError, match="History item 1"):
         service.ask_json("q", [{"role": "robot", "content": "x"}])

@@ -16,7 +16,7 @@ from typing import Any
 from rag.errors import PaperchatError
 from rag.settings import Settings
 from ui import render
-from ui.handlers import ChatService, ChatView, parse_auth
+from ui.handlers import UPLOAD_SUFFIXES, ChatService, ChatView, parse_auth
 
 CSS = """
 #pc-intro p { margin: 0.2em 0 0.6em; }
@@ -32,6 +32,10 @@ CSS = """
 .pc-abstract mark { background: #fff1a8; color: inherit; padding: 0 1px; border-radius: 2px; }
 .pc-uncited summary { cursor: pointer; font-size: 0.92em; }
 .pc-uncited li { font-size: 0.88em; margin: 0.35em 0; }
+.pc-byline { font-weight: 400; font-size: 0.86em; color: var(--body-text-color-subdued);
+  margin-left: 0.4em; }
+.pc-search { font-weight: 400; font-size: 0.75em; border: 1px solid var(--border-color-primary);
+  border-radius: 4px; padding: 0 4px; margin-left: 0.3em; }
 .pc-empty { color: var(--body-text-color-subdued); font-size: 0.92em; }
 /* LLM mode cannot be picked when no endpoint is configured; the info text says why. */
 .pc-llm-off label:has(input[value="llm"]) { opacity: 0.45; pointer-events: none; }
@@ -163,6 +167,13 @@ def build_app(
                         scale=1,
                         elem_id="pc-export",
                     )
+                    export_bib = gr.DownloadButton(
+                        "Export citations (.bib)",
+                        value=None,
+                        interactive=False,
+                        scale=1,
+                        elem_id="pc-export-bib",
+                    )
                     clear = gr.Button("Clear", scale=1, elem_id="pc-clear")
                 feedback_status = gr.Markdown("", elem_id="pc-feedback")
             with gr.Column(scale=2):
@@ -186,8 +197,9 @@ def build_app(
                     )
                 with gr.Accordion("Add papers", open=False):
                     upload = gr.File(
-                        label="JSON Lines (title, abstract, url…) or a listing page (.txt)",
-                        file_types=[".jsonl", ".txt"],
+                        label="BibTeX (.bib), RIS (.ris), Zotero CSL-JSON (.json), JSON Lines "
+                        "(.jsonl: title, abstract, url…) or a listing page (.txt)",
+                        file_types=list(UPLOAD_SUFFIXES),
                         type="filepath",
                         elem_id="pc-upload",
                     )
@@ -195,12 +207,14 @@ def build_app(
 
         def view_outputs(view: ChatView) -> tuple[Any, ...]:
             path = service.write_export(view.exchanges) if view.done else None
+            bib = service.write_bibtex_export(view.exchanges) if view.done else None
             if view.done:
                 download = gr.DownloadButton(value=path, interactive=path is not None)
+                download_bib = gr.DownloadButton(value=bib, interactive=bib is not None)
             else:
-                download = gr.skip()
+                download = download_bib = gr.skip()
             return (view.messages, view.exchanges, view.status, view.sources, view.textbox,
-                    download)
+                    download, download_bib)
 
         def respond(message: str, exchanges: list[Any], mode_value: str, k_value: float
                     ) -> Iterator[tuple[Any, ...]]:
@@ -208,7 +222,7 @@ def build_app(
                 yield view_outputs(view)
 
         chat_inputs = [question, state, mode, k]
-        chat_outputs = [chatbot, state, status, sources, question, export]
+        chat_outputs = [chatbot, state, status, sources, question, export, export_bib]
         chat_options: dict[str, Any] = {
             "concurrency_limit": concurrency,
             "concurrency_id": "chat",
@@ -241,9 +255,11 @@ def build_app(
 
         def on_clear() -> tuple[Any, ...]:
             return ([], [], "", render.SOURCES_EMPTY, "", "",
+                    gr.DownloadButton(value=None, interactive=False),
                     gr.DownloadButton(value=None, interactive=False))
 
-        clear_outputs = [chatbot, state, status, sources, question, feedback_status, export]
+        clear_outputs = [chatbot, state, status, sources, question, feedback_status, export,
+                         export_bib]
         clear.click(on_clear, None, clear_outputs, api_visibility="private")
         # The chat's own trash icon must forget the conversation too, not just hide it.
         chatbot.clear(on_clear, None, clear_outputs, api_visibility="private")
@@ -269,7 +285,8 @@ def build_app(
             history: the conversation so far, a list of {"role": "user"|"assistant",
                 "content": str}; may be empty.
             Returns the same object as `paperchat ask --json`: answer, abstained, citations,
-            retrieved, mode, timings_ms and, when there is one, note.
+            retrieved, mode, timings_ms and, when there is one, note; plus `bibtex`, the
+            cited papers as BibTeX entries ('' when none is cited).
             """
             try:
                 return service.ask_json(question, history)

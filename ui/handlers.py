@@ -25,9 +25,18 @@ from typing import Any
 from rag.corpus import bundled_corpus_paths
 from rag.errors import InputError, PaperchatError
 from rag.inputs import parse_history
+from rag.metadata import cited_papers
 from rag.types import Answer, CorpusSummary, Turn
 from ui import render
 from ui.render import Exchange
+
+# What the upload accepts (the format is then picked by extension and content).
+UPLOAD_SUFFIXES = (".bib", ".bibtex", ".ris", ".json", ".jsonl", ".txt", ".md")
+UPLOAD_KINDS = (
+    "BibTeX .bib, RIS .ris, CSL-JSON .json (Zotero / Better BibTeX export), JSON Lines .jsonl "
+    "(title, abstract, url…) or a listing page .txt"
+)
+MAX_UPLOAD_NOTES = 10
 
 # How long an exported conversation file is kept for download.
 EXPORT_KEEP_S = 3600.0
@@ -75,6 +84,44 @@ def history_of(exchanges: Sequence[Exchange]) -> list[Turn]:
             turns.append(Turn("user", ex.question))
             turns.append(Turn("assistant", ex.answer.text))
     return turns
+
+
+_NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+# How the intro names a file by its extension.
+FORMAT_NAMES = {
+    ".bib": "BibTeX", ".bibtex": "BibTeX", ".ris": "RIS", ".json": "JSON (CSL-JSON or JSON Lines)",
+    ".jsonl": "JSON Lines", ".txt": "listing page", ".md": "listing page",
+}
+_SHOWN_SOURCES = 5
+
+
+def _count(n: int, noun: str) -> str:
+    word = _NUMBER_WORDS[n] if n < len(_NUMBER_WORDS) else str(n)
+    return f"{word} {noun}{'s' if n != 1 else ''}"
+
+
+def sources_phrase(summary: CorpusSummary) -> str:
+    """Where the papers come from, for people: "two Hugging Face daily-papers pages",
+    "refs.bib (BibTeX, 5 papers)", "arXiv (12 papers)" -- never a bare hash file name."""
+    bundled = {p.name for p in bundled_corpus_paths()}
+    names = [n for n, _ in summary.sources.most_common()]
+    parts: list[str] = []
+    pages = [n for n in names if n in bundled]
+    if pages:
+        parts.append(f"{_count(len(pages), 'Hugging Face daily-papers page')}")
+    for name in [n for n in names if n not in bundled]:
+        count = summary.sources[name]
+        papers = f"{count} paper{'s' if count != 1 else ''}"
+        if name == "arXiv":
+            parts.append(f"the arXiv API ({papers})")
+        else:
+            kind = FORMAT_NAMES.get(Path(name).suffix.lower(), "file")
+            parts.append(f"{render.md_text(name)} ({kind}, {papers})")
+    if len(parts) > _SHOWN_SOURCES + 1:
+        parts = [*parts[:_SHOWN_SOURCES], f"{len(parts) - _SHOWN_SOURCES} more sources"]
+    if not parts:
+        return "no source yet"
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _now() -> str:
@@ -126,12 +173,8 @@ class ChatService:
             summary = self.summary()
         except PaperchatError as exc:
             return render.error_markdown(str(exc))
-        names = [n for n, _ in summary.sources.most_common()]
-        shown = ", ".join(render.md_text(n) for n in names[:6])
-        more = f" and {len(names) - 6} more" if len(names) > 6 else ""
-        pages = f"{len(names)} source file{'s' if len(names) != 1 else ''}"
         return (
-            f"Ask about **{summary.papers} papers** from {pages} ({shown}{more}). Answers quote "
+            f"Ask about **{summary.papers} papers** from {sources_phrase(summary)}. Answers quote "
             "the abstracts and cite them: every [n] links to the paper, and the sources panel "
             "shows the abstract with the quoted sentences highlighted."
         )
@@ -219,7 +262,12 @@ class ChatService:
     def ask_json(self, question: str, history: Any) -> dict[str, Any]:
         """The /ask API: the same JSON object as `paperchat ask --json`."""
         turns = parse_history(history if history is not None else [])
-        return dict(self.assistant.ask(question, turns).to_json())
+        answer = self.assistant.ask(question, turns)
+        data = dict(answer.to_json())
+        from rag.bibtex import bibtex_entries  # bibtexparser loads on first use only
+
+        data["bibtex"] = bibtex_entries(cited_papers([answer]))
+        return data
 
     # ---- feedback ----------------------------------------------------------------------
 
@@ -288,6 +336,20 @@ class ChatService:
         path.write_text(render.export_markdown(exchanges), encoding="utf-8")
         return path
 
+    def write_bibtex_export(self, exchanges: Sequence[Exchange]) -> Path | None:
+        """The conversation's cited papers as a .bib file; None when nothing was cited."""
+        papers = cited_papers(ex.answer for ex in exchanges)
+        if not papers:
+            return None
+        from rag.bibtex import bibtex_entries  # bibtexparser loads on first use only
+
+        self._drop_old_exports()
+        folder = self.export_dir / uuid.uuid4().hex[:12]
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "paperchat-citations.bib"
+        path.write_text(bibtex_entries(papers), encoding="utf-8")
+        return path
+
     def _drop_old_exports(self) -> None:
         # A fresh file is written after every answer (gradio serves a copy); old ones go.
         cutoff = time.time() - EXPORT_KEEP_S
@@ -301,15 +363,15 @@ class ChatService:
     # ---- ingest ------------------------------------------------------------------------
 
     def ingest(self, path: str | Path | None) -> str:
-        """Add the papers of an uploaded .jsonl or listing .txt file -> a summary to show."""
+        """Add the papers of an uploaded file (BibTeX, RIS, CSL-JSON, JSON Lines, listing
+        page) -> a summary to show."""
         if not path:
-            return "Choose a .jsonl or listing .txt file to add its papers."
+            return f"Choose a file ({UPLOAD_KINDS}) to add its papers."
         file = Path(path)
         name = file.name
-        if file.suffix.lower() not in (".jsonl", ".json", ".txt"):
+        if file.suffix.lower() not in UPLOAD_SUFFIXES:
             return render.error_markdown(
-                f"{name}: expected a JSON Lines file (.jsonl, one paper per line with title "
-                "and abstract) or a listing page (.txt)."
+                f"{name}: not a format paperchat reads. Supported: {UPLOAD_KINDS}."
             )
         try:
             # One ingest at a time: two would contend for the index writer lock, and each
@@ -322,4 +384,10 @@ class ChatService:
             # The upload lives in a temp folder; the user knows the file by its name.
             message = re.sub(re.escape(str(file)), name, str(exc))
             return render.error_markdown(message)
-        return f"✅ {render.md_text(name)}: {render.md_text(report.summary())} Ask about them now."
+        notes = "".join(f"\n- {render.md_text(n)}" for n in report.notes[:MAX_UPLOAD_NOTES])
+        if len(report.notes) > MAX_UPLOAD_NOTES:
+            notes += f"\n- … and {len(report.notes) - MAX_UPLOAD_NOTES} more"
+        return (
+            f"✅ {render.md_text(name)}: {render.md_text(report.summary())} Ask about them now."
+            + notes
+        )

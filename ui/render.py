@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from rag.citations import MARKER
+from rag.metadata import byline
 from rag.text import split_sentences
 from rag.types import Answer, Citation, Hit, Turn
 
@@ -194,6 +195,22 @@ def _link(url: str, label: str) -> str:
     )
 
 
+def _byline(authors: Sequence[str], year: str) -> str:
+    """`Lin et al., 2024` beside a title, when the source gave authors or a year."""
+    text = byline(authors, year)
+    return f' <span class="pc-byline">{html_text(text)}</span>' if text else ""
+
+
+def _search_label(link_kind: str) -> str:
+    """Says so when the link only searches for the title (no DOI, arXiv id or url known)."""
+    if link_kind != "search":
+        return ""
+    return (
+        ' <span class="pc-search" title="no DOI, arXiv id or paper URL is known: the link '
+        'searches for the title">search</span>'
+    )
+
+
 def _score(hit: Hit | None) -> str:
     if hit is None:
         return ""
@@ -216,7 +233,8 @@ def sources_html(answer: Answer | None, heading: str = "Sources") -> str:
         blocks.append(
             f'<div class="pc-source" id="pc-src-{cite.n}">'
             f'<div class="pc-source-head"><span class="pc-n">[{cite.n}]</span> '
-            f"{_link(cite.url, cite.title)} {_score(hit)}</div>"
+            f"{_link(cite.url, cite.title)}{_search_label(cite.link_kind)}"
+            f"{_byline(cite.authors, cite.year)} {_score(hit)}</div>"
             f'<p class="pc-abstract">{highlighted_abstract(abstract, evidence)}</p></div>'
         )
     if not answer.citations:
@@ -229,7 +247,9 @@ def sources_html(answer: Answer | None, heading: str = "Sources") -> str:
         )
         for hit in others:
             blocks.append(
-                f"<li>{_link(hit.paper.url, hit.paper.title)} {_score(hit)}"
+                f"<li>{_link(hit.paper.url, hit.paper.title)}"
+                f"{_search_label(hit.paper.link_kind)}"
+                f"{_byline(hit.paper.authors, hit.paper.year)} {_score(hit)}"
                 f"<details><summary>abstract</summary><p>{html_text(hit.paper.abstract)}</p>"
                 "</details></li>"
             )
@@ -266,7 +286,10 @@ def export_markdown(exchanges: Sequence[Exchange], now: datetime | None = None) 
             for c in answer.citations:
                 hit = hits.get(c.paper_id)
                 score = f" (score {hit.score:.2f})" if hit else ""
-                lines.append(f"- [{c.n}] [{_one_line(c.title)}]({c.url}){score}")
+                by = byline(c.authors, c.year)
+                by = f" ({by})" if by else ""
+                search = " (title search)" if c.link_kind == "search" else ""
+                lines.append(f"- [{c.n}] [{_one_line(c.title)}]({c.url}){search}{by}{score}")
                 if c.evidence:
                     lines.append(f"  > {_one_line(c.evidence)}")
             lines.append("")
