@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup chat test eval bench lint clean
+.PHONY: setup chat test eval bench bench-docs lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,12 @@ eval: $(STAMP)
 	$(BIN)/paperchat eval evals/sets/dev.jsonl --mode extractive --out docs/eval-report
 	$(BIN)/paperchat eval evals/sets/dev_hard.jsonl --mode extractive --out docs/eval-report-hard
 
+# Reports go under the data directory; bench-docs is the one way to regenerate docs/performance.*
 bench: $(STAMP)
 	$(BIN)/paperchat bench
+
+bench-docs: $(STAMP)
+	$(BIN)/paperchat bench --docs docs
 
 lint: $(STAMP)
 	$(BIN)/ruff check rag ui evals tests

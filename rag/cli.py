@@ -182,7 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help='conversation so far: a JSON list of {"role": "user"|"assistant", "content": ...}',
     )
-    ask.add_argument("--stream", action="store_true", help="print the answer as it is generated")
+    ask.add_argument(
+        "--stream",
+        action="store_true",
+        help="print the answer as it is produced: an LLM answer token by token, an extractive "
+        "one sentence by sentence (as the web chat shows it). An extractive answer is composed "
+        "a few milliseconds after retrieval, so its sentences follow each other closely",
+    )
     _llm_options(ask)
     ask.add_argument(
         "--json",
