@@ -804,17 +804,19 @@ def write_bench_reports(result: dict[str, Any], out: Path, docs: Path | None) ->
         if folder == docs:
             del files["bench.json"]
         for name, text in files.items():
-            _replace_file(folder / name, lambda tmp, text=text: tmp.write_text(text, "utf-8"))
+            tmp = _temporary_name(folder / name)
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, folder / name)
             written.append(folder / name)
-        _replace_file(folder / "performance.png", lambda tmp: write_chart(result, tmp))
+        tmp = _temporary_name(folder / "performance.png")
+        write_chart(result, tmp)
+        os.replace(tmp, folder / "performance.png")
         written.append(folder / "performance.png")
     return written
 
 
-def _replace_file(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    write(tmp)
-    os.replace(tmp, path)
+def _temporary_name(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.tmp{path.suffix}")
 
 
 def run_bench_command(args: argparse.Namespace, settings: Settings) -> int:

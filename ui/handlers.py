@@ -322,4 +322,5 @@ class ChatService:
             # The upload lives in a temp folder; the user knows the file by its name.
             message = re.sub(re.escape(str(file)), name, str(exc))
             return render.error_markdown(message)
-        return f"✅ {render.md_text(name)}: {render.md_text(report.summary())} Ask about them now."
+        # Words, not an emoji: without an emoji font the page showed a missing-glyph box.
+        return f"Added {render.md_text(name)}. {render.md_text(report.summary())} Ask about them now."
