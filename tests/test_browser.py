@@ -306,7 +306,7 @@ def test_phone_page_opens_at_the_top_with_sources_before_feedback(
                       focused: document.activeElement && document.activeElement.tagName}; }"""
         )
         assert top["text"] == "paperchat"
-        assert top["scroll"] == 0 and 0 <= top["top"] and top["bottom"] <= 844, top
+        assert top["scroll"] == 0 and top["top"] >= 0 and top["bottom"] <= 844, top
         assert top["focused"] != "TEXTAREA"  # focusing the box would scroll to it
         order = pg.evaluate(
             """() => { const s = document.querySelector('#pc-sources');
