@@ -131,6 +131,8 @@ class LexicalIndex:
                 version, *fields = pickle.load(handle)
         except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError):
             return None
+        except (AttributeError, ImportError):  # written by another version of paperchat
+            return None
         if version != FORMAT_VERSION:
             return None
         return cls(*fields)
