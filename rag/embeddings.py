@@ -54,8 +54,8 @@ class TorchEncoder:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise EmbeddingError(
-                "the torch backend needs torch and sentence-transformers, which paperchat no "
-                "longer installs by default: `pip install 'paperchat[reference]'`, or use the "
+                "the torch backend needs torch and sentence-transformers, which are not "
+                "installed here: `pip install torch sentence-transformers`, or use the "
                 "default PAPERCHAT_EMBEDDING_BACKEND=onnx-fp32 (the same vectors)."
             ) from exc
 
