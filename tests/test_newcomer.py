@@ -154,3 +154,62 @@ def test_ask_stream_prints_each_sentence_before_the_next_is_produced(
         "", "First sentence [1].", "First sentence [1]. Second sentence [2].",
     ]  # fmt: skip
     assert stdout.getvalue().startswith("First sentence [1]. Second sentence [2]. Third [1].")
+
+
+# ---- cold paths ---------------------------------------------------------------------------
+
+
+class _FromAnotherVersion:
+    """Stands for a class a newer paperchat pickled into its BM25 file."""
+
+
+def test_bm25_file_of_another_version_is_rebuilt_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pickle
+    import sys
+
+    from rag.lexical import FORMAT_VERSION, LexicalIndex
+
+    path = tmp_path / "lexical.pkl"
+    path.write_bytes(pickle.dumps((FORMAT_VERSION, _FromAnotherVersion())))
+    monkeypatch.delattr(sys.modules[__name__], "_FromAnotherVersion")
+    assert LexicalIndex.load(path) is None  # the caller rebuilds it from Chroma
+
+
+def _run_python(code: str) -> str:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.integration
+def test_onnx_copy_is_built_without_torch(tmp_path: Path) -> None:
+    out = _run_python(
+        "import sys; sys.modules['torch'] = None; sys.modules['sentence_transformers'] = None\n"
+        "from pathlib import Path\n"
+        "from rag.onnx_encoder import OnnxEncoder\n"
+        f"encoder = OnnxEncoder(cache_dir=Path({str(tmp_path)!r}), quantize=False)\n"
+        "print(encoder.encode(['graph neural networks'], 8).shape)\n"
+    )
+    assert out.strip() == "(1, 384)"
+
+
+@pytest.mark.integration
+def test_cold_ask_imports_no_ui_llm_plotting_or_torch_libraries(bundled_db: Path) -> None:
+    out = _run_python(
+        "import io, sys, contextlib\n"
+        "from rag.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    status = main(['ask', 'What NDCG scores did SeqDialN achieve?', '--json', "
+        f"'--db', {str(bundled_db)!r}])\n"
+        "heavy = ['gradio', 'torch', 'matplotlib', 'langchain_openai', 'openai', 'bm25s', "
+        "'scipy', 'evals']\n"
+        "print(status, [m for m in heavy if m in sys.modules])\n"
+    )
+    assert out.strip() == "0 []"
