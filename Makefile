@@ -25,7 +25,8 @@ eval: $(STAMP)
 	$(BIN)/paperchat eval evals/sets/dev.jsonl --mode extractive --out docs/eval-report
 	$(BIN)/paperchat eval evals/sets/dev_hard.jsonl --mode extractive --out docs/eval-report-hard
 
-# Reports go under the data directory; bench-docs is the one way to regenerate docs/performance.*
+# Reports go under the data directory; bench-docs also regenerates docs/bench-report.md and the
+# chart docs/performance.png (docs/performance.md is hand-written and never overwritten).
 bench: $(STAMP)
 	$(BIN)/paperchat bench
 

@@ -7,7 +7,9 @@ its own subprocess (`python -m evals.bench --worker SPEC`), so peak RSS is that 
 job and a cold start really is cold. Data goes under --workdir (default: a temporary
 folder); bench.json, performance.md and performance.png go to --out (default: a timestamped
 folder under the data directory). A user's run never rewrites the repository's documentation:
-docs/performance.* are regenerated only by an explicit --docs DIR (`make bench-docs`).
+with an explicit --docs DIR (`make bench-docs`) it also writes DIR/bench-report.md and the
+chart DIR/performance.png, which the hand-written docs/performance.md shows; that page itself
+is never overwritten.
 """
 
 from __future__ import annotations
@@ -757,8 +759,9 @@ def add_bench_parser(
     )
     bench.add_argument(
         "--docs", default="", metavar="DIR",
-        help="also write performance.md and performance.png into DIR (off by default; "
-        "`make bench-docs` uses docs/ to regenerate the repository's documentation)",
+        help="also write bench-report.md and the chart performance.png into DIR (off by "
+        "default; `make bench-docs` uses docs/, whose hand-written performance.md shows the "
+        "chart)",
     )  # fmt: skip
     bench.add_argument(
         "--workdir", metavar="DIR",
@@ -789,7 +792,8 @@ def bench_out_dir(out: str | None, settings: Settings) -> Path:
 
 
 def write_bench_reports(result: dict[str, Any], out: Path, docs: Path | None) -> list[Path]:
-    """bench.json, performance.md and performance.png into `out` (and `docs` when asked).
+    """bench.json, performance.md and performance.png into `out`; bench-report.md and
+    performance.png into `docs` when asked (docs/performance.md is written by hand).
 
     Each file is written to a temporary name and renamed, so a run stopped mid-write leaves
     the previous report whole.
@@ -802,7 +806,7 @@ def write_bench_reports(result: dict[str, Any], out: Path, docs: Path | None) ->
             "performance.md": render_markdown(result, result["command"], "performance.png"),
         }
         if folder == docs:
-            del files["bench.json"]
+            files = {"bench-report.md": files["performance.md"]}
         for name, text in files.items():
             tmp = _temporary_name(folder / name)
             tmp.write_text(text, encoding="utf-8")
@@ -847,7 +851,7 @@ def run_bench_command(args: argparse.Namespace, settings: Settings) -> int:
     where = f"{out}/bench.json, performance.md, performance.png"
     print(f"\n{result['duration_s'] / 60:.1f} min. Reports: {where}")
     if args.docs:
-        print(f"Also regenerated {args.docs}/performance.md and performance.png.")
+        print(f"Also regenerated {args.docs}/bench-report.md and performance.png.")
     return 0
 
 
