@@ -199,6 +199,14 @@ def run_eval_command(args: argparse.Namespace, settings: Any) -> int:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else settings.data_dir / "evals" / f"{eval_set.name}-{stamp}"
     assistant = Assistant.open(settings)
+    configs = ["default", *compare]
+    # Said at once: the first bar moves only after the first answer, which loads the model.
+    print(
+        f"eval: {len(eval_set.questions)} questions x {len(configs)} configs "
+        f"({', '.join(configs)}); loading the model…",
+        file=sys.stderr,
+        flush=True,
+    )
     update, close = _progress()
     try:
         report = run_eval(
