@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup chat test eval fit bench lint clean
+.PHONY: setup chat test eval fit bench bench-docs lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,8 +37,13 @@ fit: eval
 	$(BIN)/python scripts/fit_retrieval.py --bundled-db $$($(BIN)/python -c 'from rag.settings import Settings; print(Settings().resolved_db_dir)') \
 		--aclsum-db $(ACLSUM)/db --aclsum-set $(ACLSUM)/aclsum.jsonl --out docs/fit-retrieval.json
 
+# Reports go under the data directory; bench-docs also regenerates docs/bench-report.md and the
+# chart docs/performance.png (docs/performance.md is hand-written and never overwritten).
 bench: $(STAMP)
 	$(BIN)/paperchat bench
+
+bench-docs: $(STAMP)
+	$(BIN)/paperchat bench --docs docs
 
 lint: $(STAMP)
 	$(BIN)/ruff check rag ui evals tests

@@ -5,12 +5,17 @@ then recombined abstracts under unique titles), and measures paperchat and the p
 LangChain + Chroma `similarity_search` baseline side by side. Every measurement runs in
 its own subprocess (`python -m evals.bench --worker SPEC`), so peak RSS is that of one
 job and a cold start really is cold. Data goes under --workdir (default: a temporary
-folder), results to --out (JSON) and docs/performance.md + docs/performance.png.
+folder); bench.json, performance.md and performance.png go to --out (default: a timestamped
+folder under the data directory). A user's run never rewrites the repository's documentation:
+with an explicit --docs DIR (`make bench-docs`) it also writes DIR/bench-report.md and the
+chart DIR/performance.png, which the hand-written docs/performance.md shows; that page itself
+is never overwritten.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -20,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +156,13 @@ def _embeddings(spec: dict[str, Any]) -> Any:
 
 # ---- workers (each runs in its own process) -------------------------------------------
 
+PROGRESS_PREFIX = "paperchat-bench-progress"
+
+
+def report_progress(done: int, total: int) -> None:
+    """One line on stderr that the driver turns into its progress bar (see _ProgressReader)."""
+    print(f"{PROGRESS_PREFIX} {done} {total}", file=sys.stderr, flush=True)
+
 
 def _settings_for(spec: dict[str, Any]) -> Settings:
     settings = Settings(data_dir=Path(spec["data_dir"]), db_dir=Path(spec["db"]))
@@ -183,7 +195,7 @@ def worker_ingest(spec: dict[str, Any]) -> dict[str, Any]:
     embeddings = _embeddings(spec)
     assistant = Assistant.create(_settings_for(spec), embeddings)
     ready = time.perf_counter()
-    report = assistant.ingest([Path(spec["corpus"])])
+    report = assistant.ingest([Path(spec["corpus"])], on_progress=report_progress)
     done = time.perf_counter()
     return {
         "backend": embeddings.backend,
@@ -203,16 +215,22 @@ def worker_asks(spec: dict[str, Any]) -> dict[str, Any]:
     encoder = make_encoder(spec["backend"], threads=1)
     assistant = Assistant.open(_settings_for(spec), embeddings=encoder)
     questions = _questions()
+    rounds = spec.get("rounds", 3)
+    planned, asked = len(questions) * (rounds + 1), 0
     for question, history in questions:  # warm-up: model, HNSW pages, caches
         assistant.ask(question, history, mode="extractive")
+        asked += 1
+        report_progress(asked, planned)
     total: list[float] = []
     retrieval: list[float] = []
-    for _ in range(spec.get("rounds", 3)):
+    for _ in range(rounds):
         for question, history in questions:
             t = time.perf_counter()
             answer = assistant.ask(question, history, mode="extractive")
             total.append((time.perf_counter() - t) * 1000)
             retrieval.append(answer.timings_ms.get("retrieve", 0.0))
+            asked += 1
+            report_progress(asked, planned)
     known = assistant.ask(KNOWN_QUESTION, mode="extractive")
     return {
         "ask": _percentiles(total),
@@ -243,12 +261,17 @@ def worker_baseline_ingest(spec: dict[str, Any]) -> dict[str, Any]:
     ready = time.perf_counter()
     texts: list[str] = []
     metas: list[dict[str, str]] = []
-    for record in records:
+    papers_done: list[int] = []  # per chunk: papers complete once it is written
+    for number, record in enumerate(records, start=1):
         for piece in splitter.split_text(f"{record['title']}\n{record['abstract']}"):
             texts.append(piece)
             metas.append({"title": record["title"]})
+            papers_done.append(number - 1)
+        if papers_done:
+            papers_done[-1] = number
     for start in range(0, len(texts), 256):
         store.add_texts(texts[start : start + 256], metadatas=metas[start : start + 256])
+        report_progress(papers_done[min(start + 256, len(texts)) - 1], len(records))
     done = time.perf_counter()
     return {
         "backend": embeddings.backend,
@@ -263,14 +286,20 @@ def worker_baseline_ingest(spec: dict[str, Any]) -> dict[str, Any]:
 def worker_baseline_asks(spec: dict[str, Any]) -> dict[str, Any]:
     store = _baseline_store(spec, make_encoder(spec["backend"], threads=1))
     questions = [q for q, _ in _questions()]
+    rounds = spec.get("rounds", 3)
+    planned, asked = len(questions) * (rounds + 1), 0
     for question in questions:
         store.similarity_search(question, k=5)
+        asked += 1
+        report_progress(asked, planned)
     samples: list[float] = []
-    for _ in range(spec.get("rounds", 3)):
+    for _ in range(rounds):
         for question in questions:
             t = time.perf_counter()
             store.similarity_search(question, k=5)
             samples.append((time.perf_counter() - t) * 1000)
+            asked += 1
+            report_progress(asked, planned)
     docs = store.similarity_search(KNOWN_QUESTION, k=5)
     return {
         "ask": _percentiles(samples),
@@ -324,12 +353,16 @@ def tree_rss_kib(pid: int) -> int:
     return total
 
 
-def wait_with_peak_rss(proc: subprocess.Popen[Any], deadline: float = float("inf")) -> int:
+def wait_with_peak_rss(
+    proc: subprocess.Popen[Any],
+    deadline: float = float("inf"),
+    on_sample: Callable[[], None] | None = None,
+) -> int:
     """Reap `proc` (setting its returncode); its peak RSS in KiB: the larger of its own peak
     (wait4) and the peak sum over it and its child processes, sampled every 0.2 s.
 
     Polls every 20 ms so wall times stay exact; past `deadline` (perf_counter) it kills the
-    process and raises TimeoutError.
+    process and raises TimeoutError. `on_sample` runs at every RSS sample (progress).
     """
     tree_peak, sampled_at = 0, 0.0
     while True:
@@ -339,6 +372,8 @@ def wait_with_peak_rss(proc: subprocess.Popen[Any], deadline: float = float("inf
             return max(usage.ru_maxrss, tree_peak)  # Linux reports KiB
         if time.perf_counter() - sampled_at > 0.2:
             tree_peak, sampled_at = max(tree_peak, tree_rss_kib(proc.pid)), time.perf_counter()
+            if on_sample:
+                on_sample()
         if time.perf_counter() > deadline:
             proc.kill()
             os.wait4(proc.pid, 0)
@@ -346,31 +381,79 @@ def wait_with_peak_rss(proc: subprocess.Popen[Any], deadline: float = float("inf
         time.sleep(0.02)
 
 
+class _ProgressReader:
+    """Follows a worker's stderr file and passes its progress lines on to `update`."""
+
+    def __init__(self, path: Path, update: Callable[[int, int], None]) -> None:
+        self.path, self.update, self.offset = path, update, 0
+
+    def __call__(self) -> None:
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read()
+        complete = data.rfind(b"\n") + 1  # a line being written is read next time
+        self.offset += complete
+        last = None
+        for line in data[:complete].decode("utf-8", "replace").splitlines():
+            if line.startswith(PROGRESS_PREFIX):
+                last = line
+        if last:
+            done, total = last.split()[1:3]
+            self.update(int(done), int(total))
+
+
 def _run_measured(
-    cmd: list[str], env: dict[str, str], timeout_s: float
+    cmd: list[str],
+    env: dict[str, str],
+    timeout_s: float,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[str, float, float]:
-    """Like _run, but also returns wall time and peak RSS in MiB (see wait_with_peak_rss)."""
+    """Run `cmd`; its stdout, wall time and peak RSS in MiB (see wait_with_peak_rss)."""
     start = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True)
-        try:
-            peak_kib = wait_with_peak_rss(proc, start + timeout_s)
-        except TimeoutError:
-            raise RuntimeError(f"bench step timed out after {timeout_s:.0f}s: {cmd}") from None
-        wall = time.perf_counter() - start
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
+    with tempfile.TemporaryDirectory(prefix="paperchat-bench-step-") as tmp:
+        out_path, err_path = Path(tmp) / "stdout", Path(tmp) / "stderr"
+        with out_path.open("w") as out, err_path.open("w") as err:
+            proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True)
+            reader = _ProgressReader(err_path, progress) if progress else None
+            try:
+                peak_kib = wait_with_peak_rss(proc, start + timeout_s, reader)
+            except TimeoutError:
+                raise RuntimeError(f"bench step timed out after {timeout_s:.0f}s: {cmd}") from None
+            wall = time.perf_counter() - start
+        if reader:
+            reader()
+        stdout = out_path.read_text(encoding="utf-8")
+        stderr = err_path.read_text(encoding="utf-8", errors="replace")
     if proc.returncode != 0:
         raise RuntimeError(f"bench step failed ({proc.returncode}): {cmd}\n{stderr[-3000:]}")
     return stdout, wall, peak_kib / 1024
 
 
+@contextlib.contextmanager
+def _phase(label: str, unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar for one bench step (log lines when stderr is not a terminal)."""
+    from rag.progress import progress_bar
+
+    if not sys.stderr.isatty():
+        print(f"bench: {label}", file=sys.stderr, flush=True)
+    update, close = progress_bar(f"bench: {label}", unit)
+    try:
+        yield update
+    finally:
+        close()
+
+
 def _worker(
-    kind: str, spec: dict[str, Any], env: dict[str, str], timeout_s: float
+    kind: str, spec: dict[str, Any], env: dict[str, str], timeout_s: float, label: str
 ) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "evals.bench", "--worker", json.dumps({"kind": kind, **spec})]
-    out, wall, rss = _run_measured(cmd, env, timeout_s)
+    unit = "paper" if kind.endswith("ingest") else "question" if kind.endswith("asks") else "step"
+    with _phase(label, unit) as update:
+        if unit == "step":
+            update(0, 1)
+        out, wall, rss = _run_measured(cmd, env, timeout_s, update)
+        if unit == "step":
+            update(1, 1)
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     result["wall_s"] = round(wall, 2)
     result["peak_rss_mb"] = round(rss, 1)
@@ -396,34 +479,39 @@ def bench_size(
     }
     row: dict[str, Any] = {"papers": n, "embeddings_reused": reuse}
     ours: dict[str, Any] = {**spec, "db": str(work / f"db-{n}")}
-    print(f"bench: N={n}: paperchat ingest", file=sys.stderr, flush=True)
-    row["ingest"] = _worker("ingest", ours, env, timeout_s)
+    row["ingest"] = _worker("ingest", ours, env, timeout_s, f"{n:,} papers: paperchat ingest")
     row["disk_mb"] = _disk_mb(Path(ours["db"]))
-    print(f"bench: N={n}: paperchat cold start + asks", file=sys.stderr, flush=True)
     cold_cmd = [
         sys.executable, "-m", "rag.cli", "ask", KNOWN_QUESTION,
         "--db", ours["db"], "--mode", "extractive", "--json",
     ]  # fmt: skip
-    out, wall, rss = _run_measured(cold_cmd, env, timeout_s)
+    with _phase(f"{n:,} papers: paperchat cold start", "step") as update:
+        update(0, 1)
+        out, wall, rss = _run_measured(cold_cmd, env, timeout_s)
+        update(1, 1)
     answered = json.loads(out)
     row["cold_start"] = {
         "wall_s": round(wall, 2),
         "peak_rss_mb": round(rss, 1),
         "known_answer_ok": bool(answered["citations"]) and KNOWN_FACT in answered["answer"],
     }
-    row["asks"] = _worker("asks", {**ours, "rounds": rounds}, env, timeout_s)
+    row["asks"] = _worker(
+        "asks", {**ours, "rounds": rounds}, env, timeout_s, f"{n:,} papers: paperchat asks"
+    )
     if baseline:
         base = {**spec, "db": str(work / f"baseline-{n}")}
-        print(f"bench: N={n}: baseline", file=sys.stderr, flush=True)
-        row["baseline"] = {"ingest": _worker("baseline_ingest", base, env, timeout_s)}
+        label = f"{n:,} papers: LangChain baseline"
+        row["baseline"] = {
+            "ingest": _worker("baseline_ingest", base, env, timeout_s, f"{label} ingest")
+        }
         row["baseline"]["disk_mb"] = _disk_mb(Path(base["db"]))
-        cold = _worker("baseline_cold", base, env, timeout_s)
+        cold = _worker("baseline_cold", base, env, timeout_s, f"{label} cold start")
         row["baseline"]["cold_start"] = {
             "wall_s": cold["wall_s"],
             "peak_rss_mb": cold["peak_rss_mb"],
         }
         row["baseline"]["asks"] = _worker(
-            "baseline_asks", {**base, "rounds": rounds}, env, timeout_s
+            "baseline_asks", {**base, "rounds": rounds}, env, timeout_s, f"{label} asks"
         )
     return row
 
@@ -436,8 +524,8 @@ def reference_rate(papers: int, work: Path, timeout_s: float) -> dict[str, Any]:
         "backend": "torch", "corpus": str(corpus), "data_dir": str(data),
         "db": str(work / "db-reference"), "reuse": False,
     }  # fmt: skip
-    print(f"bench: torch fp32 reference on {papers} papers", file=sys.stderr, flush=True)
-    return _worker("ingest", spec, _env("torch", data), timeout_s)
+    label = f"{papers:,} papers: torch fp32 reference ingest"
+    return _worker("ingest", spec, _env("torch", data), timeout_s, label)
 
 
 def run_bench(
@@ -651,7 +739,8 @@ def add_bench_parser(
         help="measure ingest speed, latency and memory at 1k-100k papers",
         description="Build synthetic corpora of N papers from the bundled abstracts and measure "
         "ingest papers/s, index size, cold start, ask latency and peak memory, for paperchat and "
-        "a plain LangChain + Chroma baseline. Writes JSON, docs/performance.md and a chart.",
+        "a plain LangChain + Chroma baseline. Writes bench.json, performance.md and a chart "
+        "to --out; never touches the repository's docs unless --docs says so.",
     )
     bench.add_argument(
         "--sizes", type=_sizes, default=list(DEFAULT_SIZES), metavar="N,N,...",
@@ -664,13 +753,15 @@ def add_bench_parser(
     )  # fmt: skip
     bench.add_argument(
         "--out",
-        default="bench_out",
         metavar="DIR",
-        help="where bench.json goes (default bench_out)",
+        help="where bench.json, performance.md and performance.png go (default: a timestamped "
+        "folder under DATA_DIR/bench)",
     )
     bench.add_argument(
-        "--docs", default="docs", metavar="DIR",
-        help="where performance.md and performance.png go (default docs; '' to skip)",
+        "--docs", default="", metavar="DIR",
+        help="also write bench-report.md and the chart performance.png into DIR (off by "
+        "default; `make bench-docs` uses docs/, whose hand-written performance.md shows the "
+        "chart)",
     )  # fmt: skip
     bench.add_argument(
         "--workdir", metavar="DIR",
@@ -685,8 +776,51 @@ def add_bench_parser(
         help="papers for the torch fp32 reference rate (default 1000; 0 skips it)",
     )  # fmt: skip
     bench.add_argument("--no-baseline", action="store_true", help="skip the LangChain baseline")
+    bench.add_argument(
+        "--json", action="store_true",
+        help="print the results as JSON instead of the short table (bench.json has them too)",
+    )  # fmt: skip
     bench.add_argument("--rounds", type=int, default=3, help="timed passes over the dev questions")
     bench.set_defaults(func=func)
+
+
+def bench_out_dir(out: str | None, settings: Settings) -> Path:
+    """--out, else a timestamped folder under the data directory (never the working tree)."""
+    if out:
+        return Path(out)
+    return settings.data_dir / "bench" / time.strftime("%Y%m%d-%H%M%S")
+
+
+def write_bench_reports(result: dict[str, Any], out: Path, docs: Path | None) -> list[Path]:
+    """bench.json, performance.md and performance.png into `out`; bench-report.md and
+    performance.png into `docs` when asked (docs/performance.md is written by hand).
+
+    Each file is written to a temporary name and renamed, so a run stopped mid-write leaves
+    the previous report whole.
+    """
+    written: list[Path] = []
+    for folder in [out] if docs is None else [out, docs]:
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {
+            "bench.json": json.dumps(result, indent=2),
+            "performance.md": render_markdown(result, result["command"], "performance.png"),
+        }
+        if folder == docs:
+            files = {"bench-report.md": files["performance.md"]}
+        for name, text in files.items():
+            tmp = _temporary_name(folder / name)
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, folder / name)
+            written.append(folder / name)
+        tmp = _temporary_name(folder / "performance.png")
+        write_chart(result, tmp)
+        os.replace(tmp, folder / "performance.png")
+        written.append(folder / "performance.png")
+    return written
+
+
+def _temporary_name(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.tmp{path.suffix}")
 
 
 def run_bench_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -695,23 +829,11 @@ def run_bench_command(args: argparse.Namespace, settings: Settings) -> int:
     )
     workdir.mkdir(parents=True, exist_ok=True)
     command = " ".join(["paperchat", *sys.argv[1:]]) if sys.argv[1:] else "paperchat bench"
-    out = Path(args.out)
+    out = bench_out_dir(args.out, settings)
 
     def write(result: dict[str, Any]) -> None:
         result["command"] = command
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "bench.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-        if args.docs:
-            docs = Path(args.docs)
-            write_chart(result, docs / "performance.png")
-            (docs / "performance.md").write_text(
-                render_markdown(result, command, "performance.png"), encoding="utf-8"
-            )
-        print(
-            f"bench: wrote {out / 'bench.json'}"
-            + (f" and {args.docs}/performance.md" if args.docs else ""),
-            file=sys.stderr,
-        )
+        write_bench_reports(result, out, Path(args.docs) if args.docs else None)
 
     try:
         result = run_bench(
@@ -722,8 +844,49 @@ def run_bench_command(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
-    print(json.dumps(result, indent=2))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(summary_table(result))
+    where = f"{out}/bench.json, performance.md, performance.png"
+    print(f"\n{result['duration_s'] / 60:.1f} min. Reports: {where}")
+    if args.docs:
+        print(f"Also regenerated {args.docs}/bench-report.md and performance.png.")
     return 0
+
+
+def summary_table(result: dict[str, Any]) -> str:
+    """A few columns per size and system, for an 80-column terminal."""
+    head = ("papers", "system", "ingest/s", "cold s", "p50 ms", "p95 ms", "RSS MB", "known")
+    rows: list[tuple[str, ...]] = []
+    ref = result.get("reference")
+    if ref:
+        rows.append(
+            (f"{ref['papers']:,}", "torch fp32 ref.", _fmt(ref["papers_per_s"]), "–", "–", "–",
+             _fmt(ref["peak_rss_mb"], 0), "–")
+        )  # fmt: skip
+    for row in result["sizes"]:
+        systems = [("paperchat", row)]
+        if row.get("baseline"):
+            systems.append(("LangChain", row["baseline"]))
+        for name, part in systems:
+            ingest, asks = part["ingest"], part["asks"]
+            speed = _fmt(ingest["papers_per_s"])
+            if name == "paperchat" and ref and ref.get("papers_per_s") and ingest["papers_per_s"]:
+                speed += f" ({ingest['papers_per_s'] / ref['papers_per_s']:.2f}x)"
+            known = asks["known_answer_ok"] and part["cold_start"].get("known_answer_ok", True)
+            rows.append(
+                (f"{row['papers']:,}", name, speed, _fmt(part["cold_start"]["wall_s"], 2),
+                 _fmt(asks["ask"]["p50_ms"]), _fmt(asks["ask"]["p95_ms"]),
+                 _fmt(max(ingest["peak_rss_mb"], asks["peak_rss_mb"]), 0), _fmt(known))
+            )  # fmt: skip
+    widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
+    lines = []
+    for cells in (head, *rows):
+        lines.append(
+            "  ".join(c.ljust(w) if i == 1 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        )
+    return "\n".join(lines)
 
 
 def _worker_main(argv: Sequence[str]) -> int:

@@ -30,7 +30,8 @@ def _epilog() -> str:
         "(both + the extractive answer); langchain_basic = RecursiveCharacterTextSplitter chunks",
         "in Chroma, similarity_search k=4, no fusion, no history.",
         "",
-        "writes report.json, report.md and report.png into --out. Exit status: 0 when done,",
+        "writes report.json, report.md and report.png into --out; prints a short table (--wide:",
+        "every metric; --json: the report). Exit status: 0 when done,",
         "1 when a --fail-under check fails, 2 on bad input.",
         "",
         "example: paperchat eval evals/sets/dev.jsonl --mode extractive --fail-under recall@5=0.97",
@@ -95,6 +96,16 @@ def add_eval_parser(
         help="exit 1 when the default config's overall METRIC is below VALUE (above it for "
         "false_abstention_rate); repeatable",
     )
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help="show every metric in the table (needs about 180 columns)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print report.json's content instead of the table (the files are written too)",
+    )
     parser.set_defaults(func=func)
     return parser
 
@@ -119,46 +130,64 @@ def parse_fail_under(items: list[str]) -> dict[str, float]:
 
 
 def _progress() -> tuple[Callable[[str, int, int], None], Callable[[], None]]:
-    """One tqdm bar per config on stderr; silent when stderr is not a terminal."""
-    from tqdm import tqdm
+    """A bar per phase (a config's indexing, then its questions) with counts and time left;
+    plain lines when stderr is not a terminal (rag.progress)."""
+    from rag.progress import progress_bar
 
-    bars: dict[str, Any] = {}
+    current: dict[str, Any] = {}
 
     def update(label: str, done: int, total: int) -> None:
-        bar = bars.get(label)
-        if bar is None:
-            for other in bars.values():
-                other.close()
+        if current.get("label") != label:
+            close()
             unit = "chunk" if "indexing" in label else "question"
-            bar = bars[label] = tqdm(
-                total=total, desc=label, unit=unit, file=sys.stderr, disable=None, leave=True
-            )
-        bar.n = done
-        bar.refresh()
+            if not sys.stderr.isatty():
+                print(f"eval: {label}: {total} {unit}s", file=sys.stderr, flush=True)
+            current["label"] = label
+            current["update"], current["close"] = progress_bar(f"eval: {label}", unit)
+        current["update"](done, total)
 
     def close() -> None:
-        for bar in bars.values():
-            bar.close()
+        if current.get("close"):
+            current.pop("close")()
 
     return update, close
 
 
-def summary_table(report: dict[str, Any]) -> str:
+# The default table: the metrics a reader compares first, under short headers, so it fits
+# an 80-100 column terminal; --wide shows every metric under its full name.
+SHORT_COLUMNS = {
+    "recall@5": "R@5",
+    "mrr": "MRR",
+    "citation_precision": "cite-P",
+    "citation_recall": "cite-R",
+    "key_point_coverage": "keypts",
+    "abstention_accuracy": "abstain",
+    "false_abstention_rate": "false-abs",
+}
+SHORT_LEGEND = (
+    "R@5 recall@5 · cite-P/R citation precision/recall · keypts key-point coverage\n"
+    "abstain abstention accuracy · false-abs false abstention rate (lower is better)\n"
+    "--wide shows every metric (recall@1, recall@10, ...); report.md has them by question type."
+)
+
+
+def summary_table(report: dict[str, Any], wide: bool = False) -> str:
     """The overall metrics of every config, aligned for a terminal."""
     names = list(report["configs"])
-    keys = [*METRIC_KEYS, "p50 ms"]
+    columns = {k: k for k in METRIC_KEYS} if wide else dict(SHORT_COLUMNS)
+    columns["p50 ms"] = "p50 ms"
     width = max(len(n) for n in names)
-    head = f"{'':<{width}}  " + "  ".join(f"{k:>{max(len(k), 6)}}" for k in keys)
-    rows = [head]
+    cell = {key: max(len(head), 5) for key, head in columns.items()}
+    rows = [f"{'':<{width}}  " + "  ".join(f"{h:>{cell[k]}}" for k, h in columns.items())]
     for name in names:
         config = report["configs"][name]
         cells = []
-        for key in keys:
+        for key in columns:
             value = config["latency_ms"]["p50"] if key == "p50 ms" else config["overall"].get(key)
             text = "—" if value is None else f"{value:.3f}" if key != "p50 ms" else f"{value:.1f}"
-            cells.append(f"{text:>{max(len(key), 6)}}")
+            cells.append(f"{text:>{cell[key]}}")
         rows.append(f"{name:<{width}}  " + "  ".join(cells))
-    return "\n".join(rows)
+    return "\n".join(rows) if wide else "\n".join([*rows, "", SHORT_LEGEND])
 
 
 def with_distractors(settings: Any, n: int) -> Any:
@@ -215,6 +244,14 @@ def run_eval_command(args: argparse.Namespace, settings: Any) -> int:
     if args.distractors:
         settings = with_distractors(settings, args.distractors)
     assistant = Assistant.open(settings)
+    configs = ["default", *compare]
+    # Said at once: the first bar moves only after the first answer, which loads the model.
+    print(
+        f"eval: {len(eval_set.questions)} questions x {len(configs)} configs "
+        f"({', '.join(configs)}); loading the model…",
+        file=sys.stderr,
+        flush=True,
+    )
     update, close = _progress()
     try:
         report = run_eval(
@@ -223,11 +260,14 @@ def run_eval_command(args: argparse.Namespace, settings: Any) -> int:
     finally:
         close()
     paths = write_report(report, out)
-    print(summary_table(report))
-    print(
-        f"\n{report['n']} questions, mode {report['mode']}, {report['runtime_s']:.1f} s. "
-        f"Reports: {paths['md']} (also report.json, report.png)"
-    )
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print(summary_table(report, wide=args.wide))
+        print(
+            f"\n{report['n']} questions, mode {report['mode']}, {report['runtime_s']:.1f} s. "
+            f"Reports: {paths['md']} (also report.json, report.png)"
+        )
     failures = shortfalls(report["configs"]["default"]["overall"], thresholds)
     for failure in failures:
         direction = "max" if failure.split(" ")[0] in LOWER_IS_BETTER else "min"

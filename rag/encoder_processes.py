@@ -25,14 +25,16 @@ _encoder: Any = None  # this worker's own encoder
 
 
 def _start_worker(backend: str, cache_dir: Path | None, parent: int) -> None:
-    from rag.embeddings import _make_encoder
+    # Not rag.embeddings: its LangChain import would add to every worker's start-up.
+    from rag.onnx_encoder import OnnxEncoder
 
     # Ctrl-C is the parent's to handle: it stops the pool, and an upsert in flight finishes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A parent killed with SIGKILL cannot stop its pool; workers would wait for work forever.
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     global _encoder
-    _encoder = _make_encoder(backend, 1, cache_dir)
+    # Workers run for the ONNX backends only (LocalEmbeddings.worker_processes).
+    _encoder = OnnxEncoder(threads=1, cache_dir=cache_dir, quantize=backend == "onnx")
 
 
 def _exit_with_parent(parent: int) -> None:

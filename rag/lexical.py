@@ -20,7 +20,7 @@ from rag.settings import Settings
 from rag.text import stems
 from rag.types import CorpusSummary, Paper
 
-FORMAT_VERSION = 3  # 3: with the corpus summary
+FORMAT_VERSION = 4  # 3: with the corpus summary; 4: postings saved without bm25s's class
 # Beside the BM25 file: the summary alone, readable without unpickling BM25 (or Chroma).
 SUMMARY_FILE = "summary.json"
 
@@ -28,6 +28,18 @@ SUMMARY_FILE = "summary.json"
 def paper_terms(title: str, abstract: str) -> list[str]:
     # The title counts twice: it names what the paper is about.
     return stems(f"{title} {title} {abstract}")
+
+
+@dataclass
+class _Postings:
+    """What scoring reads of a bm25s.BM25: its vocabulary and score matrix (CSC arrays).
+
+    Saved instead of the BM25 object, so loading the file (every cold `paperchat ask`)
+    does not import bm25s and, through it, scipy (measured: ~0.1-0.25 s of a cold start).
+    """
+
+    vocab_dict: dict[str, int]
+    scores: dict[str, Any]
 
 
 @dataclass
@@ -103,7 +115,7 @@ class LexicalIndex:
             FORMAT_VERSION,
             self.ids,
             self.generation,
-            self._bm25,
+            _Postings(self._bm25.vocab_dict, self._bm25.scores),
             self.doc_freq,
             self.summary,
         )
@@ -118,6 +130,8 @@ class LexicalIndex:
             with path.open("rb") as handle:
                 version, *fields = pickle.load(handle)
         except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError):
+            return None
+        except (AttributeError, ImportError):  # written by another version of paperchat
             return None
         if version != FORMAT_VERSION:
             return None

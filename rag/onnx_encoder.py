@@ -1,8 +1,9 @@
 """The bundled all-MiniLM-L6-v2 on ONNX Runtime: int8 where it keeps cosine >= 0.99 to torch.
 
-The model is exported once from the bundled weights (no download), quantised and cached under
-`user_cache_dir("paperchat")/onnx/<key>`; the key changes with the weights, onnxruntime, torch
-and the recipe below, so a stale model is never reused.
+The model is built once from the bundled weights (no download, no torch: rag.onnx_graph writes
+the graph), quantised and cached under `user_cache_dir("paperchat")/onnx/<key>`; the key
+changes with the weights, onnxruntime, onnx and the recipe below, so a stale model is never
+reused.
 
 Recipe, measured on the bundled corpus chunks against the torch reference (see
 scripts/bench_embeddings.py):
@@ -28,28 +29,33 @@ texts it is batched with.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
+import json
 import logging
 import os
 import shutil
 import tempfile
 import threading
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rag.embeddings import MAX_MODEL_TOKENS, bundled_model_path
+from rag.model_files import MAX_MODEL_TOKENS, bundled_model_path
 
 logger = logging.getLogger(__name__)
 
 # Bump a name whenever its export/quantisation below changes.
-RECIPES = {True: "minilm-int8-v1", False: "minilm-fp32-v1"}  # by `quantize`
+# v2: the graph is built from the weights by rag.onnx_graph, not exported by torch.
+RECIPES = {True: "minilm-int8-v2", False: "minilm-fp32-v2"}  # by `quantize`
+# The packages that shape the model file (torch no longer does: see rag.onnx_graph).
+_KEY_PACKAGES = ("onnxruntime", "onnx")
 MODEL_FILE = "model.onnx"
+KEY_MEMO_FILE = "cache-keys.json"  # see remembered_cache_key
 _HASHED_FILES = ("model.safetensors", "config.json")
 # Padded tokens (texts x width) per forward pass; measured best of 256..2048.
 _MAX_BATCH_TOKENS = 512
@@ -63,10 +69,45 @@ def cache_key(model_dir: Path, quantize: bool = True) -> str:
         with open(model_dir / name, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
-    for package in ("onnxruntime", "onnx", "torch"):
+    for package in _KEY_PACKAGES:
         digest.update(f"{package}={importlib.metadata.version(package)};".encode())
     digest.update(RECIPES[quantize].encode())
     return digest.hexdigest()[:20]
+
+
+def _package_versions() -> str:
+    return ";".join(
+        f"{package}={importlib.metadata.version(package)}"
+        for package in _KEY_PACKAGES
+    )
+
+
+def remembered_cache_key(model_dir: Path, quantize: bool, root: Path) -> str:
+    """cache_key, remembered in `root` by the weight files' size and mtime and the versions.
+
+    Hashing the 87 MB of weights took 0.1-0.2 s of every cold `paperchat ask`. A package
+    upgrade that replaces the files changes their mtime, so the memo cannot go stale.
+    """
+    stats = [(model_dir / name).stat() for name in _HASHED_FILES]
+    stamp = "|".join(
+        [str(model_dir), *(f"{st.st_size}:{st.st_mtime_ns}" for st in stats),
+         _package_versions(), RECIPES[quantize]]
+    )  # fmt: skip
+    memo_path = root / KEY_MEMO_FILE
+    try:
+        memo = json.loads(memo_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        memo = {}
+    if isinstance(memo, dict) and isinstance(memo.get(stamp), str):
+        return str(memo[stamp])
+    key = cache_key(model_dir, quantize)
+    memo = memo if isinstance(memo, dict) else {}
+    with contextlib.suppress(OSError):  # a read-only cache only costs the hash next time
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = memo_path.with_name(f".{memo_path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({**memo, stamp: key}), encoding="utf-8")
+        os.replace(tmp, memo_path)
+    return key
 
 
 def default_cache_root() -> Path:
@@ -76,52 +117,10 @@ def default_cache_root() -> Path:
 
 
 def _export_fp32(model_dir: Path, out: Path) -> None:
-    """BertModel -> ONNX, last_hidden_state only, dynamic batch and length."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import torch
-    from safetensors.torch import load_file
-    from transformers import BertConfig, BertModel
+    """BertModel -> ONNX, last_hidden_state only, dynamic batch and length (no torch)."""
+    from rag.onnx_graph import build_bert_graph
 
-    config = BertConfig.from_json_file(str(model_dir / "config.json"))
-    # Eager attention traces to plain MatMul/Softmax, which ORT optimises and quantises well.
-    config._attn_implementation = "eager"
-    model = BertModel(config, add_pooling_layer=False).eval()
-    # The pooler is unused by sentence-transformers; position_ids is a buffer, not a weight.
-    state = {
-        k: v
-        for k, v in load_file(str(model_dir / "model.safetensors")).items()
-        if not k.startswith("pooler.") and not k.endswith("position_ids")
-    }
-    model.load_state_dict(state, strict=True)
-
-    class Hidden(torch.nn.Module):
-        def __init__(self, bert: torch.nn.Module) -> None:
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            return self.bert(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    sample = torch.ones(2, 16, dtype=torch.long)
-    axes = {name: {0: "batch", 1: "tokens"} for name in [*names, "last_hidden_state"]}
-    with warnings.catch_warnings(), torch.no_grad():
-        # The TorchScript exporter (no onnxscript needed) warns about itself and about
-        # shape checks it freezes; both are fine for a fixed BERT.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            Hidden(model),
-            (sample, sample, torch.zeros_like(sample)),
-            str(out),
-            input_names=names,
-            output_names=["last_hidden_state"],
-            dynamic_axes=axes,
-            opset_version=17,
-            dynamo=False,
-        )
+    build_bert_graph(model_dir, out)
 
 
 def _weight_matmuls(model: Any) -> dict[str, np.ndarray]:
@@ -235,8 +234,6 @@ def build_model(model_dir: Path, target: Path, quantize: bool = True) -> None:
 
 
 def _hidden_size(model_dir: Path) -> int:
-    import json
-
     return int(json.loads((model_dir / "config.json").read_text())["hidden_size"])
 
 
@@ -244,14 +241,14 @@ def ensure_model(cache_dir: Path | str | None, quantize: bool) -> Path:
     """The cached ONNX model file, built first if missing (once per process at a time)."""
     model_dir = bundled_model_path()
     root = Path(cache_dir) if cache_dir is not None else default_cache_root()
-    path = root / cache_key(model_dir, quantize) / MODEL_FILE
+    path = root / remembered_cache_key(model_dir, quantize, root) / MODEL_FILE
     with _build_lock:
         if not path.exists():
             # Shown on stderr even with logging unconfigured (Python's last-resort handler
-            # prints warnings): the first ingest would otherwise sit at 0 % for ~10 s.
+            # prints warnings): the first ingest would otherwise sit at 0 % for a while.
             logger.warning(
                 "paperchat: preparing the embedding model, once: an ONNX copy of the "
-                "bundled weights in %s (about 10 s)",
+                "bundled weights in %s (a few seconds)",
                 path.parent,
             )
             build_model(model_dir, path, quantize)

@@ -15,10 +15,12 @@ from typing import Any
 LOG_EVERY_S = 30.0
 
 
-def progress_bar(desc: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+def progress_bar(
+    desc: str, unit: str = "paper"
+) -> tuple[Callable[[int, int], None], Callable[[], None]]:
     """(update(done, total), close()) for `desc`; a bar on a terminal, log lines elsewhere."""
     if not sys.stderr.isatty():
-        return _log_lines(desc)
+        return _log_lines(desc, unit)
     from tqdm import tqdm
 
     bar: Any = None
@@ -28,7 +30,7 @@ def progress_bar(desc: str) -> tuple[Callable[[int, int], None], Callable[[], No
         if bar is None:
             # A resumed ingest first reports the papers it skips: start there, so the rate
             # and time left count only papers that are really being embedded.
-            bar = tqdm(total=total, initial=done, desc=desc, unit="paper", file=sys.stderr)
+            bar = tqdm(total=total, initial=done, desc=desc, unit=unit, file=sys.stderr)
         else:
             bar.update(done - bar.n)  # update() rate-limits redraws; refresh() would not
 
@@ -39,16 +41,16 @@ def progress_bar(desc: str) -> tuple[Callable[[int, int], None], Callable[[], No
     return update, close
 
 
-def _log_lines(desc: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+def _log_lines(desc: str, unit: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
     state: dict[str, Any] = {}
 
     def line(done: int, total: int) -> None:
         elapsed = time.monotonic() - state["start"]
         worked = done - state["first"]
         rate = worked / elapsed if elapsed > 0 else 0.0
-        left = f", {(total - done) / rate / 60:.0f} min left" if rate and done < total else ""
+        left = f", {_duration((total - done) / rate)} left" if rate and done < total else ""
         print(
-            f"{desc}: {done:,}/{total:,} papers ({rate:.1f}/s{left})", file=sys.stderr, flush=True
+            f"{desc}: {done:,}/{total:,} {unit}s ({rate:.1f}/s{left})", file=sys.stderr, flush=True
         )
         state["logged"] = time.monotonic()
         state["printed"] = (done, total)
@@ -67,3 +69,7 @@ def _log_lines(desc: str) -> tuple[Callable[[int, int], None], Callable[[], None
             line(*last)
 
     return update, close
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"

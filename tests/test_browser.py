@@ -294,3 +294,55 @@ def test_two_sessions_asking_at_once_get_their_own_answers(
     finally:
         for c in contexts:
             c.close()
+
+
+def test_phone_page_opens_at_the_top_with_sources_before_feedback(
+    browser: Any, chat_server: Any
+) -> None:
+    """At 390x844 the title is on screen at load and the evidence comes before the feedback,
+    export and clear controls in document order (the columns stack on a phone)."""
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    fonts: list[str] = []
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(WAIT_MS)
+        pg.on(
+            "request",
+            lambda r: fonts.append(r.url)
+            if r.resource_type == "font" or r.url.split("?")[0].endswith((".woff2", ".woff", ".ttf"))
+            else None,
+        )
+        open_chat(pg, chat_server[0])
+        # Mounted (the examples are in the chat) and laid out with its final fonts: any
+        # autofocus scroll would have happened by now.
+        pg.wait_for_selector("#pc-chat button.example")
+        pg.evaluate(
+            """() => document.fonts.ready.then(() => new Promise(done =>
+                 requestAnimationFrame(() => requestAnimationFrame(done))))"""
+        )
+        top = pg.evaluate(
+            """() => { const h = document.querySelector('h1');
+              const r = h.getBoundingClientRect();
+              return {scroll: window.scrollY, top: r.top, bottom: r.bottom, text: h.innerText,
+                      focused: document.activeElement && document.activeElement.tagName}; }"""
+        )
+        assert top["text"] == "paperchat"
+        assert top["scroll"] == 0 and top["top"] >= 0 and top["bottom"] <= 844, top
+        assert top["focused"] != "TEXTAREA"  # focusing the box would scroll to it
+        order = pg.evaluate(
+            """() => { const s = document.querySelector('#pc-sources');
+              return ['#pc-comment', '#pc-export', '#pc-clear', '#pc-feedback'].map(sel =>
+                Boolean(s.compareDocumentPosition(document.querySelector(sel))
+                        & Node.DOCUMENT_POSITION_FOLLOWING)); }"""
+        )
+        assert order == [True, True, True, True]
+        # The system font stack, and nothing fetched for fonts (the page works offline).
+        family = pg.evaluate("() => getComputedStyle(document.querySelector('h1')).fontFamily")
+        assert family.startswith("system-ui"), family
+        assert fonts == []
+        ARTIFACTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / "phone-top.png"))
+    finally:
+        context.close()

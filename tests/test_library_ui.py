@@ -55,7 +55,7 @@ def test_upload_lists_merges_and_skips_or_names_the_formats(tmp_path: Path) -> N
     )
     service = ChatService(settings, UploadingAssistant(report), summary=CorpusSummary())
     message = service.ingest(str(tmp_path / "refs.bib"))
-    assert message.startswith("✅ refs.bib: Indexed 185 papers (3 new, 2 updated")
+    assert message.startswith("Added refs.bib: Indexed 185 papers (3 new, 2 updated")
     assert "Merged 2 duplicates. Skipped 1 entry." in message
     assert "\n- refs.bib: skipped 1 entry without an abstract: noabstract2020" in message
 

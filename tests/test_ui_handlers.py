@@ -381,7 +381,7 @@ def test_ingest_reports_summary_or_clear_error(settings: Settings, tmp_path: Pat
     service.intro_markdown()
     good = tmp_path / "upload" / "mine.jsonl"
     message = service.ingest(str(good))
-    assert message.startswith("✅ mine.jsonl: Indexed 4 papers (1 new")
+    assert message.startswith("Added mine.jsonl: Indexed 4 papers (1 new")
     assert fake.ingested == [[good]]
     assert "**4 papers**" in service.intro_markdown() and "mine.jsonl" in service.intro_markdown()
 

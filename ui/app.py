@@ -37,8 +37,33 @@ CSS = """
 .pc-search { font-weight: 400; font-size: 0.75em; border: 1px solid var(--border-color-primary);
   border-radius: 4px; padding: 0 4px; margin-left: 0.3em; }
 .pc-empty { color: var(--body-text-color-subdued); font-size: 0.92em; }
+/* Side by side with the chat, the sources scroll within the chat's height. */
+@media (min-width: 900px) { #pc-sources { max-height: 640px; overflow-y: auto; } }
 /* LLM mode cannot be picked when no endpoint is configured; the info text says why. */
 .pc-llm-off label:has(input[value="llm"]) { opacity: 0.45; pointer-events: none; }
+"""
+
+# The system's own fonts: nothing is fetched (the page works offline) and bold text uses the
+# same family's bold face. Gradio's default theme ships Source Sans Pro in weights 400 and 600
+# only, so bold (700) text mixed synthesized and fallback glyphs.
+SYSTEM_FONTS = (
+    "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Noto Sans",
+    "Liberation Sans", "DejaVu Sans", "Arial", "sans-serif",
+)  # fmt: skip
+SYSTEM_MONO_FONTS = (
+    "ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Liberation Mono",
+    "DejaVu Sans Mono", "monospace",
+)  # fmt: skip
+
+# Focus the question box on load only on wide screens: on a phone, focusing scrolls the page
+# down to the box and opens the keyboard over the intro.
+FOCUS_ON_WIDE_SCREENS = """
+() => {
+  if (window.matchMedia('(min-width: 900px)').matches) {
+    const box = document.querySelector('#pc-question textarea');
+    if (box) box.focus({ preventScroll: true });
+  }
+}
 """
 
 # Seconds after the server starts before the index and model load if no page was opened.
@@ -142,17 +167,24 @@ def build_app(
                     examples=[{"text": q} for q in service.examples()] or None,  # type: ignore[arg-type]
                 )
                 with gr.Row():
+                    # No autofocus: on a phone it scrolls the page past the title and intro
+                    # to the input. FOCUS_ON_WIDE_SCREENS focuses it where that cannot happen.
                     question = gr.Textbox(
                         placeholder="Ask about the papers… (Enter to send)",
                         show_label=False,
                         lines=1,
                         max_lines=6,
                         scale=6,
-                        autofocus=True,
                         elem_id="pc-question",
                     )
                     ask = gr.Button("Ask", variant="primary", scale=1, elem_id="pc-ask")
                 status = gr.Markdown("", elem_id="pc-status")
+            # The sources come right after the answer in document order, so a phone (where
+            # the columns stack) shows the evidence before the feedback and export controls.
+            with gr.Column(scale=2):
+                sources = gr.HTML(render.SOURCES_EMPTY, elem_id="pc-sources")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
                 with gr.Row():
                     comment = gr.Textbox(
                         label="Comment to send with your thumbs up / down (optional)",
@@ -177,7 +209,6 @@ def build_app(
                     clear = gr.Button("Clear", scale=1, elem_id="pc-clear")
                 feedback_status = gr.Markdown("", elem_id="pc-feedback")
             with gr.Column(scale=2):
-                sources = gr.HTML(render.SOURCES_EMPTY, elem_id="pc-sources")
                 with gr.Accordion("Settings", open=True):
                     mode = gr.Radio(
                         MODE_CHOICES if llm_on else MODE_CHOICES_LLM_OFF,
@@ -274,7 +305,10 @@ def build_app(
             examples = [{"text": q} for q in service.examples()]
             return service.intro_markdown(), gr.Chatbot(examples=examples or None)  # type: ignore[arg-type]
 
-        loaded = demo.load(on_load, None, [intro, chatbot], api_visibility="private")
+        # No progress overlay: the intro is already there, the load only refreshes it.
+        loaded = demo.load(
+            on_load, None, [intro, chatbot], api_visibility="private", show_progress="hidden"
+        )
         if on_page_load is not None:
             loaded.then(on_page_load, None, None, api_visibility="private", queue=False)
 
@@ -301,6 +335,14 @@ def build_app(
     return demo
 
 
+def theme() -> Any:
+    """Gradio's default look with the system font stacks (see SYSTEM_FONTS)."""
+    import_gradio()
+    import gradio as gr
+
+    return gr.themes.Default(font=list(SYSTEM_FONTS), font_mono=list(SYSTEM_MONO_FONTS))
+
+
 def launch(demo: Any, settings: Settings, **kwargs: Any) -> Any:
     """Start serving `demo` with paperchat's fixed safety options (no share link, login when
     PAPERCHAT_AUTH is set); extra keyword arguments go to gradio's launch()."""
@@ -314,6 +356,8 @@ def launch(demo: Any, settings: Settings, **kwargs: Any) -> Any:
         "auth_message": "paperchat: log in with the PAPERCHAT_AUTH credentials." if auth else None,
         "show_error": False,
         "css": CSS,
+        "theme": theme(),
+        "js": FOCUS_ON_WIDE_SCREENS,
         "footer_links": ["api"],
         "run_history": False,
         "ssr_mode": False,

@@ -387,7 +387,8 @@ class ChatService:
         notes = "".join(f"\n- {render.md_text(n)}" for n in report.notes[:MAX_UPLOAD_NOTES])
         if len(report.notes) > MAX_UPLOAD_NOTES:
             notes += f"\n- … and {len(report.notes) - MAX_UPLOAD_NOTES} more"
+        # Words, not an emoji: without an emoji font the page showed a missing-glyph box.
         return (
-            f"✅ {render.md_text(name)}: {render.md_text(report.summary())} Ask about them now."
+            f"Added {render.md_text(name)}: {render.md_text(report.summary())} Ask about them now."
             + notes
         )
