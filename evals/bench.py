@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import re
 import shutil
 import subprocess
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from evals.synthetic import synthetic_papers
 from rag.corpus import load_corpus
 from rag.settings import Settings
 from rag.text import split_sentences
@@ -44,29 +44,9 @@ KNOWN_QUESTION = "What NDCG scores did SeqDialN achieve on VisDial v1.0?"
 # sentences, so a "variant" of another paper may carry this very sentence and rank first.
 KNOWN_FACT = "62.54% NDCG"
 _VARIANT = re.compile(r" \(variant \d+\)\.?$")
-_SEED = 20240611
 
 
 # ---- synthetic corpus ------------------------------------------------------------------
-
-
-def synthetic_papers(n: int, seed: int = _SEED) -> list[dict[str, str]]:
-    """N papers: the bundled ones as they are, then recombinations of their sentences.
-
-    A synthetic abstract keeps the shape (sentence count) of a bundled one and swaps each
-    sentence, with probability 1/2, for a sentence of another paper; its title is the
-    bundled title plus a variant number, so titles (and ids) are unique.
-    """
-    base, _ = load_corpus(None, Settings.model_construct().corpus.search_url_template)
-    pool = [(p.title, split_sentences(p.abstract)) for p in base]
-    every = [s for _, sentences in pool for s in sentences]
-    rng = random.Random(seed)
-    out = [{"title": p.title, "abstract": p.abstract, "url": p.url} for p in base[:n]]
-    for i in range(len(out), n):
-        title, sentences = pool[i % len(pool)]
-        mixed = [s if rng.random() < 0.5 else rng.choice(every) for s in sentences]
-        out.append({"title": f"{title} (variant {i})", "abstract": " ".join(mixed)})
-    return out
 
 
 def write_corpus(path: Path, n: int) -> Path:

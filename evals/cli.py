@@ -85,8 +85,9 @@ def add_eval_parser(
         type=int,
         default=0,
         metavar="N",
-        help="first add N synthetic look-alike papers (the bench generator's) to a copy of the "
-        "index, kept under DATA_DIR/distractors-N and reused, then run the set on that copy",
+        help="first add N synthetic distractor papers (evals.synthetic: each abstract mixes "
+        "sentences of different bundled papers) to a copy of the index, kept under "
+        "DATA_DIR/distractors-N and reused, then run the set on that copy",
     )
     parser.add_argument(
         "--fail-under",
@@ -194,8 +195,7 @@ def with_distractors(settings: Any, n: int) -> Any:
     """Settings for a copy of the local index with `n` synthetic papers added (made once)."""
     import shutil
 
-    from evals.bench import synthetic_papers
-    from rag.lexical import LexicalIndex
+    from evals.synthetic import distractor_papers
     from rag.pipeline import Assistant
     from rag.progress import progress_bar
 
@@ -209,10 +209,8 @@ def with_distractors(settings: Any, n: int) -> Any:
         shutil.rmtree(copy, ignore_errors=True)
         shutil.copytree(source, copy, ignore=shutil.ignore_patterns(".ingest.lock"))
     settings = settings.model_copy(update={"db_dir": copy})
-    count = LexicalIndex.saved_summary(copy / "lexical.pkl")
-    base = count.papers if count else 0
     corpus = copy / "distractors.jsonl"
-    records = synthetic_papers(base + n)[base:]
+    records = distractor_papers(n)
     corpus.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     print(f"Adding {n} distractor papers to {copy} (once; later runs reuse them)", file=sys.stderr)
     update, close = progress_bar("Distractors")

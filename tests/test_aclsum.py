@@ -25,3 +25,19 @@ def test_converts_250_papers_and_750_questions(tmp_path: Path) -> None:
     assert all(len(q.gold_titles) == 1 and q.gold_titles[0] in titles for q in questions)
     first = json.loads(corpus.read_text().splitlines()[0])
     assert first["url"].startswith("https://aclanthology.org/") and " ." not in first["abstract"]
+
+
+def test_distractors_copy_no_bundled_paper() -> None:
+    from evals.synthetic import distractor_papers
+    from rag.text import split_sentences
+
+    bundled, _ = load_corpus(None, "{query}")
+    owner = {s: p.title for p in bundled for s in split_sentences(p.abstract)}
+    papers = distractor_papers(200)
+    assert len({p["title"] for p in papers}) == 200
+    for paper in papers:
+        sentences = split_sentences(paper["abstract"])
+        donors = [owner[s] for s in sentences if s in owner]
+        # Bundled sentences, each from a different paper: no paper is copied. (A sentence
+        # without a final full stop can merge with the next when split again.)
+        assert len(donors) >= len(sentences) / 2 and len(set(donors)) == len(donors)
