@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
+import unicodedata
 import urllib.parse
 from collections.abc import Iterable
 from importlib import resources
@@ -20,13 +22,36 @@ _ABSTRACT_MIN_CHARS = 60
 _SENTENCE_END = re.compile(r"[.!?](\s|$)")
 
 
+# Paper ids hash normalize_title since id scheme 2. Scheme 1 kept only [0-9a-z], so every
+# title without ASCII letters or digits (Chinese, Greek, ...) got the same id. ASCII titles
+# have the same id in both schemes; rag.index re-keys the others of an older index once.
+ID_SCHEME = 2
+
+
 def normalize_title(title: str) -> str:
-    """Lower-case, keep only letters and digits: how titles are compared everywhere."""
-    return re.sub(r"[^0-9a-z]", "", title.lower())
+    """NFKC, case-folded, letters, digits and marks of any script only: how titles are
+    compared everywhere. For ASCII titles: lower-cased letters and digits."""
+    folded = unicodedata.normalize("NFKC", title).casefold()
+    return "".join(ch for ch in folded if unicodedata.category(ch)[0] in "LNM")
 
 
-def paper_id(title: str) -> str:
-    return hashlib.sha1(normalize_title(title).encode()).hexdigest()[:16]
+def paper_id(title: str, where: str = "") -> str:
+    """A stable id from the normalised title; CorpusError for a title that normalises to
+    nothing (it would share its id with every other such title). `where` (e.g. "file, line
+    3") starts the message."""
+    normalized = normalize_title(title)
+    if not normalized:
+        place = f"{where}: " if where else ""
+        raise CorpusError(
+            f"{place}the title {title[:80]!r} has no letters or digits, so it cannot identify "
+            "a paper. Give the paper its real title."
+        )
+    return hashlib.sha1(normalized.encode("utf-8")).hexdigest()[:16]
+
+
+def legacy_paper_id(title: str) -> str:
+    """The id scheme-1 indexes stored (ASCII letters and digits only); for migrating them."""
+    return hashlib.sha1(re.sub(r"[^0-9a-z]", "", title.lower()).encode()).hexdigest()[:16]
 
 
 def content_hash(paper: Paper) -> str:
@@ -54,10 +79,12 @@ def make_paper(
     url: str = "",
     authors: Iterable[str] = (),
     date: str = "",
+    where: str = "",
 ) -> Paper:
+    """A Paper from one record; `where` (e.g. "file, line 3") places errors about it."""
     title, abstract = _clean(title), _clean(abstract)
     return Paper(
-        id=paper_id(title),
+        id=paper_id(title, where),
         title=title,
         abstract=abstract,
         url=url.strip() or paper_link(title, abstract, search_url_template),
@@ -92,6 +119,23 @@ def _looks_like_abstract(paragraph: str, title: str) -> bool:
     )
 
 
+def _paragraphs(text: str) -> tuple[list[str], list[int]]:
+    """Blank-line separated paragraphs, stripped, with the line each starts on."""
+    paragraphs: list[str] = []
+    lines: list[int] = []
+    start = 0
+    for match in itertools.chain(re.finditer(r"\n\s*\n", text), [None]):
+        end = match.start() if match else len(text)
+        chunk = text[start:end]
+        if chunk.strip():
+            lead = len(chunk) - len(chunk.lstrip())
+            paragraphs.append(chunk.strip())
+            lines.append(text.count("\n", 0, start + lead) + 1)
+        if match:
+            start = match.end()
+    return paragraphs, lines
+
+
 def read_listing(path: Path, search_url_template: str) -> list[Paper]:
     """A listing page: header lines, then title paragraph / abstract paragraph pairs.
 
@@ -99,7 +143,7 @@ def read_listing(path: Path, search_url_template: str) -> list[Paper]:
     are skipped, so a page with separators between days still reads.
     """
     text = _read_text(path)
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    paragraphs, lines = _paragraphs(text)
     papers: list[Paper] = []
     i = 0
     while i < len(paragraphs) - 1:
@@ -107,7 +151,11 @@ def read_listing(path: Path, search_url_template: str) -> list[Paper]:
         if _looks_like_title(title) and _looks_like_abstract(abstract, title):
             papers.append(
                 make_paper(
-                    title, abstract, source=path.name, search_url_template=search_url_template
+                    title,
+                    abstract,
+                    source=path.name,
+                    search_url_template=search_url_template,
+                    where=f"{path}, line {lines[i]}",
                 )
             )
             i += 2
@@ -157,6 +205,7 @@ def read_jsonl(path: Path, search_url_template: str) -> list[Paper]:
                 url=str(record.get("url") or ""),
                 authors=[str(a) for a in authors],
                 date=str(record.get("date") or ""),
+                where=f"{path}, line {number}",
             )
         )
     return papers

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from rag.corpus import content_hash
+from rag.corpus import ID_SCHEME, content_hash, paper_id
 from rag.embeddings import LocalEmbeddings, _tokenizer, count_tokens
-from rag.errors import IndexBusyError, IndexMissingError, StorageError
+from rag.errors import IndexBusyError, IndexMissingError, PaperchatError, StorageError
 from rag.lexical import LexicalIndex, lexical_path
 from rag.settings import Settings
 from rag.text import split_sentences
@@ -316,8 +316,9 @@ class PaperIndex:
         current content hash, so re-running the same command finishes the job.
         """
         with self.writer_lock():
-            stored = self.stored_hashes([p.id for p in papers])
             report = IngestReport()
+            report.migrated = self.migrate_ids()
+            stored = self.stored_hashes([p.id for p in papers])
             todo: list[Paper] = []
             for paper in papers:
                 old = stored.get(paper.id)
@@ -334,11 +335,85 @@ class PaperIndex:
                 self._set_generation(f"{WRITING}{_new_stamp()}")
                 self._apply_ef_search()
             self._embed_and_store(todo, set(stored), on_progress)
-            if todo or self._generation().startswith(WRITING) or not self._lexical_current():
+            if (
+                todo
+                or report.migrated
+                or self._generation().startswith(WRITING)
+                or not self._lexical_current()
+            ):
                 self.rebuild_lexical(stamp=True)
             report.papers = self._papers.count()
             report.chunks = self._chunks.count()
             return report
+
+    # ---- id scheme -------------------------------------------------------------------
+
+    def id_scheme(self) -> int:
+        """The paper-id scheme of the stored papers: 1 for indexes from before
+        rag.corpus.ID_SCHEME was recorded (or an empty one never ingested into)."""
+        try:
+            return int(self._metadata().get("id_scheme", 1))
+        except (TypeError, ValueError):
+            return 1
+
+    def migrate_ids(self) -> int:
+        """Re-key papers stored under an older id scheme; the number re-keyed.
+
+        Vectors and records are moved, not re-embedded. Each paper's new chunks and record
+        are written before its old ones are deleted, and the scheme is recorded only at the
+        end, so a killed migration simply runs again. Papers whose old ids collided (titles
+        without ASCII letters) were already one record: it keeps its title, and re-ingesting
+        the files adds the others.
+        """
+        if self.id_scheme() >= ID_SCHEME:
+            return 0
+        with self.writer_lock():
+            moves: dict[str, list[tuple[str, int]]] = {}
+            total = self._papers.count()
+            for offset in range(0, total, _GET_PAGE):
+                got = self._papers.get(
+                    limit=_GET_PAGE, offset=offset, include=["metadatas", "documents"]
+                )
+                for pid, doc, meta in zip(
+                    got["ids"], got["documents"] or [], got["metadatas"] or [], strict=False
+                ):
+                    try:
+                        new = paper_id(str((meta or {}).get("title", "")))
+                    except PaperchatError:
+                        continue  # no usable title: left as it is, still answerable
+                    if new != pid:
+                        moves.setdefault(new, []).append((pid, len(doc or "")))
+            if moves:
+                self._set_generation(f"{WRITING}{_new_stamp()}")
+            for new, olds in moves.items():
+                # Two old records with one new id (e.g. "ﬁnd" and "find"): keep the longer.
+                keep = max(olds, key=lambda old: old[1])[0]
+                self._move_paper(keep, new, [old for old, _ in olds])
+            self._update_metadata(id_scheme=ID_SCHEME)
+            return sum(len(olds) for olds in moves.values())
+
+    def _move_paper(self, old: str, new: str, drop: list[str]) -> None:
+        record = self._papers.get(ids=[old], include=["documents", "metadatas", "embeddings"])
+        chunks = self._chunks.get(
+            where={"paper_id": old}, include=["metadatas", "embeddings"]
+        )
+        if chunks["ids"]:
+            metas = [{**dict(m or {}), "paper_id": new} for m in chunks["metadatas"] or []]
+            self._chunks.upsert(
+                ids=[f"{new}:{m.get('position', n)}" for n, m in enumerate(metas)],
+                embeddings=np.asarray(chunks["embeddings"], dtype=np.float32),
+                metadatas=metas,
+            )
+        self._papers.upsert(
+            ids=[new],
+            embeddings=np.asarray(record["embeddings"], dtype=np.float32),
+            documents=record["documents"],
+            metadatas=record["metadatas"],
+        )
+        gone = [pid for pid in drop if pid != new]
+        if gone:
+            self._papers.delete(ids=gone)
+            self._chunks.delete(where={"paper_id": {"$in": gone}})
 
     def _apply_ef_search(self) -> None:
         """Bring an index created with another HNSW search breadth to the configured one."""
@@ -445,13 +520,22 @@ class PaperIndex:
 
     # ---- lexical index -------------------------------------------------------------
 
-    def _generation(self) -> str:
+    def _metadata(self) -> dict[str, Any]:
         # Asked afresh every time: the stamp is how other processes' writes become visible.
         meta = self._client.get_collection(name=self._papers.name, embedding_function=None).metadata
-        return str((meta or {}).get("generation", ""))
+        return dict(meta or {})
+
+    def _generation(self) -> str:
+        return str(self._metadata().get("generation", ""))
+
+    def _update_metadata(self, **values: Any) -> None:
+        # Merged, not replaced: the stamp and the id scheme live side by side.
+        # (hnsw:* keys are configuration that modify() refuses to change.)
+        kept = {k: v for k, v in self._metadata().items() if not k.startswith("hnsw:")}
+        self._papers.modify(metadata={**kept, **values})
 
     def _set_generation(self, generation: str) -> None:
-        self._papers.modify(metadata={"generation": generation})
+        self._update_metadata(generation=generation)
 
     def _agrees(self, lexical: LexicalIndex | None, generation: str) -> bool:
         return (

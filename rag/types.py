@@ -100,15 +100,20 @@ class IngestReport:
     updated: int = 0
     unchanged: int = 0
     chunks: int = 0
+    # Papers of an older index re-keyed to the current id scheme (once per index).
+    migrated: int = 0
 
     def to_json(self) -> dict[str, int]:
         return asdict(self)
 
     def summary(self) -> str:
-        return (
+        text = (
             f"Indexed {self.papers} papers ({self.new} new, {self.updated} updated, "
             f"{self.unchanged} unchanged; {self.chunks} chunks)."
         )
+        if self.migrated:
+            text += f" Moved {self.migrated} papers of an older index to the current ids."
+        return text
 
 
 @dataclass
