@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import fcntl
+import functools
 import itertools
 import os
 import threading
@@ -127,6 +128,23 @@ def _paper_from_record(pid: str, document: str | None, meta: dict[str, Any]) -> 
     )
 
 
+def _chroma_instances() -> dict[str, Any] | None:
+    """chromadb's cache of one running instance per local path (private to chromadb,
+    hence the guard: None if a release renames it, and reads then never go stale-free)."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    cache = getattr(SharedSystemClient, "_identifier_to_system", None)
+    return cache if isinstance(cache, dict) else None
+
+
+def _is_chroma_error(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith("chromadb") or "chromadb" in repr(type(exc))
+
+
+def _page(store: _Store, offset: int) -> Any:
+    return store.papers.get(limit=_GET_PAGE, offset=offset, include=["documents", "metadatas"])
+
+
 def _new_stamp() -> str:
     return f"{time.time():.6f}-{uuid.uuid4().hex[:8]}"
 
@@ -160,6 +178,24 @@ class _Embedding:
         return np.concatenate(parts) if parts else np.zeros((0, 384), dtype=np.float32)
 
 
+@dataclass
+class _Store:
+    """One Chroma client with its two collections, and the reads using it."""
+
+    client: Any
+    chunks: Any
+    papers: Any
+    system: Any = None  # the local Chroma instance, stopped when the store is retired
+    users: int = 0
+    retired: bool = False
+
+    def close(self) -> None:
+        if self.system is not None:
+            with contextlib.suppress(Exception):  # best effort: it only frees memory
+                self.system.stop()
+            self.system = None
+
+
 class PaperIndex:
     """The stored index: dense chunks in Chroma, papers beside them, BM25 over papers."""
 
@@ -174,11 +210,11 @@ class PaperIndex:
         self._lexical: LexicalIndex | None = None
         self._lexical_guard = threading.Lock()
         self._checked_at = time.monotonic()
-        name = settings.index.collection
         self._lexical_path = lexical_path(settings)
+        self._store_guard = threading.Lock()
+        self._db: _Store
         if settings.chroma_url:
             self.location = settings.chroma_url
-            self._client = self._http_client(chromadb, settings.chroma_url)
         else:
             db = settings.resolved_db_dir
             self.location = str(db)
@@ -192,20 +228,92 @@ class PaperIndex:
                 self._ensure_writable(db)
         # Creating a local client can write (a new sqlite file, migrations) and so can
         # get_or_create: a second writer must stop before either, not in the middle.
+        # A reader (create=False) never takes the lock: it must answer while an ingest runs.
         with self.writer_lock() if create else contextlib.nullcontext():
-            if not settings.chroma_url:
-                self._client = chromadb.PersistentClient(path=str(db), settings=chroma_settings())
-            get = self._client.get_or_create_collection if create else self._get_collection
-            chunks = {"hnsw": {"space": "cosine", "ef_search": settings.index.ef_search}}
-            # Read by id only, never searched: a sparse graph is cheap to build (51k vectors
-            # written in 12 s instead of 31 s with Chroma's default graph).
-            papers = {"hnsw": {"space": "cosine", "ef_construction": 16, "max_neighbors": 4}}
-            self._chunks = get(name=f"{name}_chunks", configuration=chunks, embedding_function=None)
-            self._papers = get(name=f"{name}_papers", configuration=papers, embedding_function=None)
+            self._db = self._connect(chromadb, create=create)
 
-    def _get_collection(self, **kwargs: Any) -> Any:
+    def _connect(self, chromadb: Any, *, create: bool, fresh: bool = False) -> _Store:
+        """A client and the two collections. `fresh`: a new Chroma instance for the local
+        directory, which reads the files as another process left them (chromadb shares one
+        instance per path in a process, and an instance keeps the vectors it loaded)."""
+        settings = self.settings
+        name = settings.index.collection
+        system = None
+        if settings.chroma_url:
+            client = self._http_client(chromadb, settings.chroma_url)
+        else:
+            path = str(settings.resolved_db_dir)
+            cache = _chroma_instances() if fresh else None
+            if cache is not None:
+                # Dropping the cached instance makes the next client start its own; the old
+                # one goes on serving whoever holds it (reads in flight, other handles).
+                cache.pop(path, None)
+            client = chromadb.PersistentClient(path=path, settings=chroma_settings())
+            if cache is not None:
+                # ...and this one stays private, so retiring it can stop it.
+                system = cache.pop(path, None)
+        def get(**kwargs: Any) -> Any:
+            if create:
+                return client.get_or_create_collection(**kwargs)
+            return self._get_collection(client, **kwargs)
+
+        chunks = {"hnsw": {"space": "cosine", "ef_search": settings.index.ef_search}}
+        # Read by id only, never searched: a sparse graph is cheap to build (51k vectors
+        # written in 12 s instead of 31 s with Chroma's default graph).
+        papers = {"hnsw": {"space": "cosine", "ef_construction": 16, "max_neighbors": 4}}
+        return _Store(
+            client=client,
+            chunks=get(name=f"{name}_chunks", configuration=chunks, embedding_function=None),
+            papers=get(name=f"{name}_papers", configuration=papers, embedding_function=None),
+            system=system,
+        )
+
+    # The current store (self._db); a reader's reopen() swaps it as a whole.
+    @property
+    def _client(self) -> Any:
+        return self._db.client
+
+    @property
+    def _chunks(self) -> Any:
+        return self._db.chunks
+
+    @property
+    def _papers(self) -> Any:
+        return self._db.papers
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[_Store]:
+        """The current store, kept open until the read ends even if reopen() retires it."""
+        with self._store_guard:
+            store = self._db
+            store.users += 1
         try:
-            return self._client.get_collection(
+            yield store
+        finally:
+            with self._store_guard:
+                store.users -= 1
+                finished = store.retired and store.users == 0
+            if finished:
+                store.close()
+
+    def reopen(self) -> None:
+        """Read the local index afresh: after another process wrote to it, the vectors
+        this process loaded lack the new papers (and asking for them by id fails)."""
+        if self.settings.chroma_url:
+            return  # a server holds one current copy for every client
+        import chromadb
+
+        store = self._connect(chromadb, create=False, fresh=True)
+        with self._store_guard:
+            old, self._db = self._db, store
+            old.retired = True
+            finished = old.users == 0
+        if finished:
+            old.close()
+
+    def _get_collection(self, client: Any, **kwargs: Any) -> Any:
+        try:
+            return client.get_collection(
                 name=kwargs["name"], embedding_function=kwargs["embedding_function"]
             )
         except Exception as exc:  # chromadb raises NotFoundError/ValueError across versions
@@ -548,11 +656,9 @@ class PaperIndex:
         return self._agrees(LexicalIndex.load(self._lexical_path), self._generation())
 
     def all_papers(self) -> Iterator[Paper]:
-        total = self._papers.count()
+        total = self.count()
         for offset in range(0, total, _GET_PAGE):
-            got = self._papers.get(
-                limit=_GET_PAGE, offset=offset, include=["documents", "metadatas"]
-            )
+            got = self._read(functools.partial(_page, offset=offset))
             for pid, doc, meta in zip(
                 got["ids"], got["documents"] or [], got["metadatas"] or [], strict=False
             ):
@@ -572,9 +678,10 @@ class PaperIndex:
             if stamp:
                 raise
             # A reader on a read-only index still answers; it rebuilds again next start.
+        # Ours before the stamp is: a refresh in another thread then sees nothing new.
+        self._lexical = lexical
         if stamp:
             self._set_generation(generation)
-        self._lexical = lexical
         return lexical
 
     @property
@@ -609,6 +716,9 @@ class PaperIndex:
         with self._lexical_guard:
             if self._lexical is not current:
                 return True  # another thread refreshed meanwhile
+            if current is not None:
+                # Another process wrote: the vectors this process loaded lack its papers.
+                self.reopen()
             saved = LexicalIndex.load(self._lexical_path)
             self._lexical = saved if self._agrees(saved, generation) else self.rebuild_lexical()
         return True
@@ -624,8 +734,29 @@ class PaperIndex:
 
     # ---- reading -------------------------------------------------------------------
 
+    def _read(self, what: Callable[[_Store], Any]) -> Any:
+        """A read of the store; a Chroma error is retried once on a freshly opened store
+        (the files may have changed under this process), then reported as StorageError."""
+        for attempt in (1, 2):
+            try:
+                with self._reading() as store:
+                    return what(store)
+            except PaperchatError:
+                raise
+            except Exception as exc:
+                if not _is_chroma_error(exc):
+                    raise
+                if attempt == 2 or self.settings.chroma_url:
+                    raise StorageError(
+                        f"Cannot read the index at {self.location} ({type(exc).__name__}: "
+                        f"{exc}). Ask again; if this persists, rebuild it with "
+                        "`paperchat ingest --rebuild`."
+                    ) from exc
+                self.reopen()
+        raise AssertionError("unreachable")
+
     def count(self) -> int:
-        return int(self._papers.count())
+        return int(self._read(lambda store: store.papers.count()))
 
     def summary(self) -> CorpusSummary:
         """Paper count, source files and a few titles, kept with (and as current as) BM25."""
@@ -635,10 +766,12 @@ class PaperIndex:
         """Papers of the nearest chunks, best chunk score first (cosine similarity)."""
         # No count() first: Chroma returns what there is (none for an empty index), and
         # counting 434k chunks cost 21 ms of a 50 ms question at 100k papers.
-        got = self._chunks.query(
-            query_embeddings=[vector],
-            n_results=n_chunks,
-            include=["documents", "metadatas", "distances"],
+        got = self._read(
+            lambda store: store.chunks.query(
+                query_embeddings=[vector],
+                n_results=n_chunks,
+                include=["documents", "metadatas", "distances"],
+            )
         )
         by_paper: dict[str, DenseMatch] = {}
         for doc, meta, dist in zip(
@@ -657,7 +790,9 @@ class PaperIndex:
     def papers(self, ids: Sequence[str]) -> dict[str, Paper]:
         if not ids:
             return {}
-        got = self._papers.get(ids=list(ids), include=["documents", "metadatas"])
+        got = self._read(
+            lambda store: store.papers.get(ids=list(ids), include=["documents", "metadatas"])
+        )
         return {
             pid: _paper_from_record(pid, doc, dict(meta or {}))
             for pid, doc, meta in zip(
@@ -668,7 +803,7 @@ class PaperIndex:
     def paper_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         if not ids:
             return {}
-        got = self._papers.get(ids=list(ids), include=["embeddings"])
+        got = self._read(lambda store: store.papers.get(ids=list(ids), include=["embeddings"]))
         return {
             pid: np.asarray(vec, dtype=np.float32)
             for pid, vec in zip(got["ids"], got["embeddings"], strict=False)

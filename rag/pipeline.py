@@ -15,7 +15,7 @@ from typing import Any
 from rag.answer import extractive_answer
 from rag.corpus import load_corpus
 from rag.embeddings import LocalEmbeddings
-from rag.errors import InputError, PaperchatError
+from rag.errors import IndexMissingError, InputError, PaperchatError
 from rag.index import PaperIndex
 from rag.inputs import parse_history, validate_question
 from rag.retrieve import HybridRetriever, Retrieval
@@ -51,7 +51,15 @@ class Assistant:
     ) -> Assistant:
         """Open the index; with build_if_missing, ingest the bundled corpus when it is empty."""
         embeddings = embeddings or _embeddings(settings)
-        index = PaperIndex(settings, embeddings, create=build_if_missing)
+        # Only a missing index is created: opening an existing one is reading, and a reader
+        # never takes the writer's lock (serve must answer while `paperchat ingest` runs).
+        try:
+            index = PaperIndex(settings, embeddings, create=build_if_missing and _missing(settings))
+        except IndexMissingError:
+            if not build_if_missing:
+                raise
+            # A database file without paperchat's collections (a first ingest that failed).
+            index = PaperIndex(settings, embeddings, create=True)
         assistant = cls(settings, index)
         if build_if_missing and index.count() == 0:
             assistant.ingest(None, on_progress=on_progress)
@@ -91,7 +99,7 @@ class Assistant:
         self, question: str, history: Sequence[Turn] = (), k: int | None = None
     ) -> Retrieval:
         question = validate_question(question, self.settings.answer.max_question_chars)
-        self.index.maybe_refresh()  # another process may have ingested since
+        self.index.maybe_refresh(self.settings.index.refresh_s)  # another process may write
         return self.retriever.retrieve(question, history, k)
 
     def extractive(self, question: str, retrieval: Retrieval, k: int) -> Answer:
@@ -117,7 +125,7 @@ class Assistant:
         k = k or self.settings.retrieval.k
         resolved = self.resolve_mode(mode)
         question = validate_question(question, self.settings.answer.max_question_chars)
-        self.index.maybe_refresh()  # another process may have ingested since
+        self.index.maybe_refresh(self.settings.index.refresh_s)  # another process may write
         note = ""
         query, query_history = question, history
         rewrite_ms: dict[str, float] = {}
@@ -184,6 +192,12 @@ class Assistant:
             return self.ask(inputs["question"], history, inputs.get("k"), inputs.get("mode"))
 
         return RunnableLambda(run, name="paperchat")
+
+
+def _missing(settings: Settings) -> bool:
+    if settings.chroma_url:
+        return True  # get-or-create on a server takes no lock
+    return not (settings.resolved_db_dir / "chroma.sqlite3").exists()
 
 
 def _embeddings(settings: Settings) -> LocalEmbeddings:

@@ -64,6 +64,14 @@ class IndexSettings(BaseSettings):
         "that writes papers.",
     )
     collection: str = Field(default="paperchat", description="Chroma collection name prefix.")
+    refresh_s: float = Field(
+        default=30.0,
+        ge=0.0,
+        le=86400.0,
+        description="How often a running chat or API server checks whether another process "
+        "(e.g. `paperchat ingest`) changed the index, in seconds; it then reloads without a "
+        "restart. One metadata read per check.",
+    )
 
 
 class EmbeddingSettings(BaseSettings):

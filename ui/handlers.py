@@ -92,7 +92,7 @@ class ChatService:
         export_dir: Path | None = None,
         summary: CorpusSummary | None = None,
     ) -> None:
-        """`assistant` may be a Future while the index opens; `summary` (e.g. the one saved
+        """`assistant` may be a Future (or ui.startup.RetryingOpen) while the index opens; `summary` (e.g. the one saved
         beside the index) lets the page show the corpus before that."""
         self.settings = settings
         self._assistant = assistant
@@ -107,7 +107,7 @@ class ChatService:
     @property
     def assistant(self) -> Any:
         """The Assistant; waits for it (raising what opening it raised) if still opening."""
-        if isinstance(self._assistant, Future):
+        if isinstance(self._assistant, Future) or hasattr(self._assistant, "result"):
             return self._assistant.result()
         return self._assistant
 
