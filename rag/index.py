@@ -21,6 +21,7 @@ import fcntl
 import functools
 import itertools
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -41,6 +42,9 @@ from rag.text import split_sentences
 from rag.types import Chunk, CorpusSummary, IngestReport, Paper
 
 _GET_PAGE = 2000
+# Disk use of one stored chunk with its share of the paper record, rounded up (1,682 papers
+# in 2,285 chunks took 16 MB).
+_BYTES_PER_CHUNK = 8 * 1024
 # Stamp of an ingest in progress (or one that died): readers keep what they have meanwhile.
 WRITING = "writing-"
 # How often a long-running reader asks the store whether the index changed.
@@ -137,6 +141,49 @@ def _chroma_instances() -> dict[str, Any] | None:
     return cache if isinstance(cache, dict) else None
 
 
+def storage_failure(exc: BaseException, location: str) -> StorageError | None:
+    """What a failed read or write of the store means for the user, for the failures whose
+    cause is known (read-only or full disk, damaged database); None for the others."""
+    text = str(exc).lower()
+    if "readonly database" in text or "read-only file system" in text:
+        return StorageError(
+            f"The index at {location} is read-only ({exc}). Its store (Chroma) must write to "
+            "its directory even to answer questions: make the directory writable, or copy it "
+            "somewhere writable and point --db (PAPERCHAT_DB_DIR) at the copy."
+        )
+    if "malformed" in text or "not a database" in text or "deserializ" in text:
+        return StorageError(
+            f"The index at {location} is damaged ({exc}). Rebuild it from the files it was "
+            "built from with `paperchat ingest --rebuild` (same --db); the damaged copy is "
+            "kept beside it."
+        )
+    if "no space left" in text or "disk is full" in text or "error in compaction" in text:
+        return StorageError(
+            f"The disk holding the index at {location} is full, or was during the last write "
+            f"({exc}). Free some space, then run the same command again: the papers stored "
+            "so far are kept, and questions are answered again once there is room."
+        )
+    return None
+
+
+def _storage_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Known storage failures of a PaperIndex method become StorageError with what to do."""
+
+    @functools.wraps(method)
+    def wrapper(self: PaperIndex, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except PaperchatError:
+            raise
+        except Exception as exc:
+            failure = storage_failure(exc, self.location)
+            if failure is None:
+                raise
+            raise failure from exc
+
+    return wrapper
+
+
 def _is_chroma_error(exc: BaseException) -> bool:
     return type(exc).__module__.startswith("chromadb") or "chromadb" in repr(type(exc))
 
@@ -229,8 +276,21 @@ class PaperIndex:
         # Creating a local client can write (a new sqlite file, migrations) and so can
         # get_or_create: a second writer must stop before either, not in the middle.
         # A reader (create=False) never takes the lock: it must answer while an ingest runs.
-        with self.writer_lock() if create else contextlib.nullcontext():
-            self._db = self._connect(chromadb, create=create)
+        try:
+            with self.writer_lock() if create else contextlib.nullcontext():
+                self._db = self._connect(chromadb, create=create)
+        except PaperchatError:
+            raise
+        except Exception as exc:
+            failure = storage_failure(exc, self.location)
+            if failure is not None:
+                raise failure from exc
+            if not _is_chroma_error(exc):
+                raise
+            raise StorageError(
+                f"Cannot open the index at {self.location} ({type(exc).__name__}: {exc}). If "
+                "it is damaged, rebuild it with `paperchat ingest --rebuild` (same --db)."
+            ) from exc
 
     def _connect(self, chromadb: Any, *, create: bool, fresh: bool = False) -> _Store:
         """A client and the two collections. `fresh`: a new Chroma instance for the local
@@ -414,6 +474,7 @@ class PaperIndex:
                 found[pid] = str((meta or {}).get("hash", ""))
         return found
 
+    @_storage_errors
     def ingest(
         self, papers: Sequence[Paper], on_progress: Callable[[int], None] | None = None
     ) -> IngestReport:
@@ -523,6 +584,21 @@ class PaperIndex:
             self._papers.delete(ids=gone)
             self._chunks.delete(where={"paper_id": {"$in": gone}})
 
+    def _check_room(self, chunks: int) -> None:
+        """Stop before a write that could fill the disk (see index.min_free_mb)."""
+        if self.settings.chroma_url:
+            return
+        needed = self.settings.index.min_free_mb * 2**20 + chunks * _BYTES_PER_CHUNK
+        free = shutil.disk_usage(self.settings.resolved_db_dir).free
+        if free < needed:
+            raise StorageError(
+                f"The disk holding the index at {self.location} is nearly full "
+                f"({free / 2**20:.0f} MiB free; the next write needs about "
+                f"{needed / 2**20:.0f} MiB, including the reserve of index.min_free_mb). Free "
+                "some space, then run the same command again: the papers stored so far are "
+                "kept and answerable, and it goes on from there."
+            )
+
     def _apply_ef_search(self) -> None:
         """Bring an index created with another HNSW search breadth to the configured one."""
         wanted = self.settings.index.ef_search
@@ -588,6 +664,7 @@ class PaperIndex:
     ) -> None:
         """Chunks first, then the paper records: a record means its chunks are all stored."""
         papers, chunks = embedding.papers, embedding.chunks
+        self._check_room(sum(len(cs) for cs in chunks))
         vectors = embedding.vectors(on_progress)
         replace = [p.id for p in papers if p.id in stored]
         if replace:
@@ -630,7 +707,11 @@ class PaperIndex:
 
     def _metadata(self) -> dict[str, Any]:
         # Asked afresh every time: the stamp is how other processes' writes become visible.
-        meta = self._client.get_collection(name=self._papers.name, embedding_function=None).metadata
+        meta = self._read(
+            lambda store: store.client.get_collection(
+                name=store.papers.name, embedding_function=None
+            ).metadata
+        )
         return dict(meta or {})
 
     def _generation(self) -> str:
@@ -746,6 +827,9 @@ class PaperIndex:
             except Exception as exc:
                 if not _is_chroma_error(exc):
                     raise
+                failure = storage_failure(exc, self.location)
+                if failure is not None:
+                    raise failure from exc
                 if attempt == 2 or self.settings.chroma_url:
                     raise StorageError(
                         f"Cannot read the index at {self.location} ({type(exc).__name__}: "

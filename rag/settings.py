@@ -64,6 +64,13 @@ class IndexSettings(BaseSettings):
         "that writes papers.",
     )
     collection: str = Field(default="paperchat", description="Chroma collection name prefix.")
+    min_free_mb: int = Field(
+        default=64,
+        ge=0,
+        description="An ingest into a local index stops, with a message, before a write that "
+        "would leave less than this many MiB free on the index's disk: Chroma can leave its "
+        "files unreadable when the disk fills in the middle of a write.",
+    )
     refresh_s: float = Field(
         default=30.0,
         ge=0.0,
