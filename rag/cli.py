@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,49 @@ PAPERCHAT_CHROMA_URL, PAPERCHAT_RETRIEVAL_K) and the standard OPENAI_API_KEY / O
 flags override them. Nothing leaves this machine unless you configure an LLM endpoint."""
 
 
+def setting_int(group: str, name: str) -> Callable[[str], int]:
+    """An argparse type for a flag that sets Settings.<group>.<name>: a whole number within
+    the bounds the setting declares, checked the same way (argparse exits 2 with the message)."""
+
+    def parse(text: str) -> int:
+        from rag.settings import Settings
+
+        field = Settings.model_fields[group].annotation.model_fields[name]  # type: ignore[union-attr]
+        low = next((m.ge for m in field.metadata if getattr(m, "ge", None) is not None), None)
+        high = next((m.le for m in field.metadata if getattr(m, "le", None) is not None), None)
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(
+                f"{value} is out of range; use {low} to {high}" if high is not None
+                else f"{value} is too small; use at least {low}"
+            )
+        return value
+
+    parse.__name__ = f"{group}.{name}"  # argparse names the type in "invalid ... value"
+    return parse
+
+
 def _settings(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
+    from rag.errors import InputError
     from rag.settings import Settings
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # A group (RetrievalSettings, ...) reports its own fields: name them as variables.
+        groups = [f.annotation for f in Settings.model_fields.values()]
+        group = next((g for g in groups if getattr(g, "__name__", "") == exc.title), Settings)
+        prefix = str(group.model_config.get("env_prefix", "PAPERCHAT_"))  # type: ignore[union-attr]
+        problems = "; ".join(
+            f"{prefix}{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise InputError(f"A setting from the environment is invalid: {problems}.") from None
     if getattr(args, "db", None):
         settings.db_dir = Path(args.db)
     if getattr(args, "chroma_url", None):
@@ -34,16 +73,26 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from rag.pipeline import Assistant
+    from rag.pipeline import Assistant, read_papers, rebuild
 
     settings = _settings(args)
-    update, close = progress_bar("Indexing")
-    try:
-        assistant = Assistant.create(settings)
-        paths = [Path(p) for p in args.paths] or None
-        report = assistant.ingest(paths, on_progress=update)
-    finally:
-        close()
+    paths = [Path(p) for p in args.paths] or None
+    if args.rebuild:
+        update, close = progress_bar("Rebuilding")
+        try:
+            report, aside = rebuild(settings, paths or (), on_progress=update)
+        finally:
+            close()
+        print(f"paperchat: the old index was moved to {aside}; delete it once you no longer "
+              "need it.", file=sys.stderr)
+    else:
+        # Every file is read before the index is opened: a mistyped path creates nothing.
+        papers = read_papers(paths, settings)
+        update, close = progress_bar("Indexing")
+        try:
+            report = Assistant.create(settings).ingest_papers(papers, paths, on_progress=update)
+        finally:
+            close()
     print(json.dumps(report.to_json()) if args.json else report.summary())
     return 0
 
@@ -56,9 +105,11 @@ def _open_assistant(args: argparse.Namespace) -> Any:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from rag.citations import format_sources
-    from rag.inputs import load_history
+    from rag.inputs import load_history, validate_question
     from rag.types import Answer
 
+    # Before the index opens: a bad question or history file is the first thing to fix.
+    validate_question(args.question, _settings(args).answer.max_question_chars)
     history = load_history(Path(args.history)) if args.history else []
     assistant = _open_assistant(args)
     answer: Answer | None = None
@@ -157,6 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _storage_options(ingest)
     ingest.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="start a fresh local index from the files this one was built from (and any PATH "
+        "given); the old index directory is moved aside, not deleted. For a damaged index.",
+    )
+    ingest.add_argument(
         "--json",
         action="store_true",
         help='print {"papers", "new", "updated", "unchanged", "chunks"} instead of a summary',
@@ -170,7 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ask.add_argument("question", help="the question, in plain language")
     _storage_options(ask)
-    ask.add_argument("--k", type=int, metavar="N", help="papers to retrieve (default 5)")
+    ask.add_argument(
+        "--k", type=setting_int("retrieval", "k"), metavar="N",
+        help="papers to retrieve, 1 to 20 (default 5)",
+    )  # fmt: skip
     ask.add_argument(
         "--mode",
         choices=["auto", "extractive", "llm"],
@@ -199,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
         "turns on login.",
     )
     serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default 7860)")
+    serve.add_argument("--port", type=setting_int("ui", "port"), help="port (default 7860)")
     _storage_options(serve)
     _llm_options(serve)
     serve.set_defaults(func=cmd_serve)
@@ -230,6 +290,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("paperchat: interrupted; re-run the same command to resume.", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one line on screen, the traceback in a file
+        where = _save_traceback()
+        print(
+            f"paperchat: unexpected error ({type(exc).__name__}: {exc}). This is a bug in "
+            f"paperchat; please report it with the traceback saved in {where}.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _save_traceback() -> str:
+    import tempfile
+    import traceback
+
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w", prefix="paperchat-error-", suffix=".txt", delete=False, encoding="utf-8"
+        ) as handle:
+            traceback.print_exc(file=handle)
+            return handle.name
+    except OSError:
+        traceback.print_exc()
+        return "the output above"
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from rag.errors import CorpusError
+from rag.text import describe_invalid, invalid_text_at
 from rag.types import Paper
 
 READABLE_SUFFIXES = (".txt", ".md", ".jsonl", ".json")
@@ -82,6 +83,16 @@ def make_paper(
     where: str = "",
 ) -> Paper:
     """A Paper from one record; `where` (e.g. "file, line 3") places errors about it."""
+    authors = tuple(authors)
+    for field, value in (("title", title), ("abstract", abstract), ("url", url),
+                         ("date", date), *(("authors", a) for a in authors)):  # fmt: skip
+        at = invalid_text_at(value)
+        if at is not None:
+            place = f"{where}: " if where else ""
+            raise CorpusError(
+                f'{place}"{field}" holds {describe_invalid(value, at)} at character {at + 1}. '
+                "Fix or remove it; nothing from this file was ingested."
+            )
     title, abstract = _clean(title), _clean(abstract)
     return Paper(
         id=paper_id(title, where),

@@ -24,7 +24,7 @@ from typing import Any
 
 from rag.corpus import bundled_corpus_paths
 from rag.errors import InputError, PaperchatError
-from rag.inputs import parse_history
+from rag.inputs import parse_history, validate_question
 from rag.types import Answer, CorpusSummary, Turn
 from ui import render
 from ui.render import Exchange
@@ -218,6 +218,8 @@ class ChatService:
 
     def ask_json(self, question: str, history: Any) -> dict[str, Any]:
         """The /ask API: the same JSON object as `paperchat ask --json`."""
+        # Checked here, before waiting for the assistant: an API caller can send anything.
+        question = validate_question(question, self.settings.answer.max_question_chars)
         turns = parse_history(history if history is not None else [])
         return dict(self.assistant.ask(question, turns).to_json())
 
