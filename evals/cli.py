@@ -11,7 +11,6 @@ from typing import Any
 
 from evals.configs import BASELINES
 from evals.metrics import LOWER_IS_BETTER, METRIC_HELP, METRIC_KEYS
-from rag.cli import setting_int
 from rag.errors import InputError
 
 
@@ -77,8 +76,7 @@ def add_eval_parser(
         help="report folder (default: a timestamped folder under DATA_DIR/evals)",
     )
     parser.add_argument(
-        "--k", type=setting_int("retrieval", "k"), metavar="N",
-        help="papers retrieved and answered from, 1 to 20 (default 5)",
+        "--k", type=int, metavar="N", help="papers retrieved and answered from (default 5)"
     )
     parser.add_argument(
         "--fail-under",

@@ -216,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--json",
         action="store_true",
-        help='print {"papers", "new", "updated", "unchanged", "chunks"} instead of a summary',
+        help='print {"papers", "new", "updated", "unchanged", "chunks", "migrated", "merged", '
+        '"notes"} instead of a summary (merged: records that repeated a title)',
     )
     ingest.set_defaults(func=cmd_ingest)
 

@@ -8,7 +8,8 @@ import json
 import re
 import unicodedata
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -17,6 +18,13 @@ from rag.text import describe_invalid, invalid_text_at
 from rag.types import Paper
 
 READABLE_SUFFIXES = (".txt", ".md", ".jsonl", ".json")
+# Per-paper limits, checked while reading, before anything is indexed. Real abstracts are
+# far shorter (the bundled corpus: at most 2,100 characters); a several-MB "abstract" is a
+# mistake that would embed for minutes, and a very long title drowns every chunk's text.
+MAX_TITLE_CHARS = 500
+MAX_ABSTRACT_CHARS = 20_000
+# Merge notes shown by an ingest, at most (the count covers all of them).
+MAX_NOTES = 20
 _URL = re.compile(r"https?://[^\s<>\"'()\[\]]+")
 _TITLE_MAX_CHARS = 400
 _ABSTRACT_MIN_CHARS = 60
@@ -84,16 +92,29 @@ def make_paper(
 ) -> Paper:
     """A Paper from one record; `where` (e.g. "file, line 3") places errors about it."""
     authors = tuple(authors)
-    for field, value in (("title", title), ("abstract", abstract), ("url", url),
+    for name, value in (("title", title), ("abstract", abstract), ("url", url),
                          ("date", date), *(("authors", a) for a in authors)):  # fmt: skip
         at = invalid_text_at(value)
         if at is not None:
             place = f"{where}: " if where else ""
             raise CorpusError(
-                f'{place}"{field}" holds {describe_invalid(value, at)} at character {at + 1}. '
+                f'{place}"{name}" holds {describe_invalid(value, at)} at character {at + 1}. '
                 "Fix or remove it; nothing from this file was ingested."
             )
     title, abstract = _clean(title), _clean(abstract)
+    place = f"{where}: " if where else ""
+    if len(title) > MAX_TITLE_CHARS:
+        raise CorpusError(
+            f"{place}the title is {len(title):,} characters long; the limit is "
+            f"{MAX_TITLE_CHARS}. Is the abstract in the title field? Nothing from this file "
+            "was ingested."
+        )
+    if len(abstract) > MAX_ABSTRACT_CHARS:
+        raise CorpusError(
+            f"{place}the abstract is {len(abstract):,} characters long; the limit is "
+            f"{MAX_ABSTRACT_CHARS:,}. Give the abstract, not the paper's full text. Nothing "
+            "from this file was ingested."
+        )
     return Paper(
         id=paper_id(title, where),
         title=title,
@@ -235,24 +256,70 @@ def read_file(path: Path, search_url_template: str) -> list[Paper]:
     return papers
 
 
-def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    """Files to read: each file as given, each directory's readable files sorted by name."""
+def expand_paths(paths: Iterable[Path], notes: list[str] | None = None) -> list[Path]:
+    """Files to read: each file as given, each directory's readable files sorted by name.
+
+    Anything that is not a regular file (a FIFO, a device, a socket) is skipped, with a
+    line in `notes`: reading a FIFO would wait forever for a writer.
+    """
     files: list[Path] = []
+    skipped = notes if notes is not None else []
     for path in paths:
         if not path.exists():
             raise CorpusError(f"{path} does not exist. Give a corpus file or a folder of them.")
         if path.is_dir():
-            found = sorted(
-                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in READABLE_SUFFIXES
-            )
+            candidates = sorted(p for p in path.iterdir() if p.suffix.lower() in READABLE_SUFFIXES)
+            found = [p for p in candidates if p.is_file()]
+            skipped.extend(_not_regular(p) for p in candidates if not p.is_file() and not p.is_dir())
             if not found:
                 raise CorpusError(
                     f"{path} holds no readable corpus files ({', '.join(READABLE_SUFFIXES)})."
                 )
             files.extend(found)
-        else:
+        elif path.is_file():
             files.append(path)
+        else:
+            skipped.append(_not_regular(path))
+    if not files:
+        raise CorpusError(
+            f"Nothing to read: {'; '.join(skipped)}. Give corpus files or folders of them."
+        )
     return files
+
+
+def _not_regular(path: Path) -> str:
+    return f"skipped {path}: not a regular file (a pipe, device or socket)"
+
+
+@dataclass
+class CorpusRead:
+    """What reading the inputs gave: unique papers, and what the user should know."""
+
+    papers: list[Paper]
+    entries: int = 0  # records read, duplicates included
+    merged: int = 0  # records folded into an earlier one with the same title
+    notes: list[str] = field(default_factory=list)  # merges that dropped text, skipped files
+
+
+def merge_notes(papers: Sequence[Paper]) -> tuple[int, list[str]]:
+    """(records merged into another, one note per title whose records had different
+    abstracts: merging keeps only the longest of them)."""
+    groups: dict[str, list[Paper]] = {}
+    for paper in papers:
+        groups.setdefault(paper.id, []).append(paper)
+    merged = sum(len(g) - 1 for g in groups.values())
+    notes = []
+    for group in groups.values():
+        abstracts = {p.abstract for p in group}
+        if len(abstracts) > 1:
+            notes.append(
+                f"{len(group)} records share the title “{group[0].title[:120]}” "
+                f"({', '.join(sorted({p.source for p in group}))}) with {len(abstracts)} "
+                "different abstracts; kept the longest abstract."
+            )
+    if len(notes) > MAX_NOTES:
+        notes = [*notes[:MAX_NOTES], f"... and {len(notes) - MAX_NOTES} more such titles."]
+    return merged, notes
 
 
 def merge_duplicates(papers: Iterable[Paper]) -> list[Paper]:
@@ -284,10 +351,18 @@ def bundled_corpus_paths() -> list[Path]:
     return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".txt"))
 
 
-def load_corpus(paths: Iterable[Path] | None, search_url_template: str) -> tuple[list[Paper], int]:
-    """Read every file (all of them before anything is written) -> (unique papers, entries read)."""
-    files = expand_paths(paths) if paths else bundled_corpus_paths()
+def read_corpus(paths: Iterable[Path] | None, search_url_template: str) -> CorpusRead:
+    """Read every file (all of them before anything is written), merging duplicates."""
+    notes: list[str] = []
+    files = expand_paths(paths, notes) if paths else bundled_corpus_paths()
     entries: list[Paper] = []
     for file in files:
         entries.extend(read_file(file, search_url_template))
-    return merge_duplicates(entries), len(entries)
+    merged, merge_text = merge_notes(entries)
+    return CorpusRead(merge_duplicates(entries), len(entries), merged, [*notes, *merge_text])
+
+
+def load_corpus(paths: Iterable[Path] | None, search_url_template: str) -> tuple[list[Paper], int]:
+    """Read every file (all of them before anything is written) -> (unique papers, entries read)."""
+    read = read_corpus(paths, search_url_template)
+    return read.papers, read.entries

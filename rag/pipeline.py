@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.answer import extractive_answer
-from rag.corpus import load_corpus, merge_duplicates
+from rag.corpus import CorpusRead, merge_duplicates, merge_notes, read_corpus
 from rag.embeddings import LocalEmbeddings
 from rag.errors import IndexMissingError, InputError, PaperchatError, StorageError
 from rag.index import PaperIndex
@@ -23,7 +23,7 @@ from rag.inputs import parse_history, validate_question
 from rag.lexical import lexical_path
 from rag.retrieve import HybridRetriever, Retrieval
 from rag.settings import Settings
-from rag.types import Answer, IngestReport, Paper, Turn
+from rag.types import Answer, IngestReport, Turn
 
 StreamEvent = str | Answer
 
@@ -84,12 +84,13 @@ class Assistant:
 
     def ingest_papers(
         self,
-        papers: Sequence[Paper],
+        read: CorpusRead,
         paths: Sequence[Path | None] | None,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> IngestReport:
         """Index papers read from `paths` (None, or None in it: the bundled corpus), and
         record the paths so that `paperchat ingest --rebuild` can read them again."""
+        papers = read.papers
         total = len(papers)
         done = 0
 
@@ -100,6 +101,7 @@ class Assistant:
                 on_progress(done, total)
 
         report = self.index.ingest(papers, on_progress=step)
+        report.merged, report.notes = read.merged, list(read.notes)
         record_sources(self.settings, list(paths) if paths else [None])
         return report
 
@@ -225,10 +227,23 @@ def checked_k(k: Any, settings: Settings) -> int:
     return k
 
 
-def read_papers(paths: Sequence[Path] | None, settings: Settings) -> list[Paper]:
-    """Every file read and checked: call before creating or changing an index."""
-    papers, _entries = load_corpus(paths, settings.corpus.search_url_template)
-    return papers
+def read_papers(paths: Sequence[Path | None] | None, settings: Settings) -> CorpusRead:
+    """Every file read and checked: call before creating or changing an index. None in
+    `paths` stands for the bundled corpus."""
+    template = settings.corpus.search_url_template
+    if not paths:
+        return read_corpus(None, template)
+    if None not in paths:
+        return read_corpus([p for p in paths if p is not None], template)
+    reads = [read_corpus(None if p is None else [p], template) for p in paths]
+    entries = [paper for r in reads for paper in r.papers]  # each read merged its own
+    merged, notes = merge_notes(entries)
+    return CorpusRead(
+        merge_duplicates(entries),
+        sum(r.entries for r in reads),
+        merged + sum(r.merged for r in reads),
+        [*(n for r in reads for n in r.notes), *notes],
+    )
 
 
 # ---- what an index was built from, for `paperchat ingest --rebuild` ----------------------
@@ -286,17 +301,14 @@ def rebuild(
             "before this version keep none). Name them: `paperchat ingest --rebuild PATH...`."
         )
     inputs = list(dict.fromkeys([*(recorded or []), *extra]))
-    papers: list[Paper] = []
-    for item in inputs:  # all read before anything moves
-        papers.extend(read_papers(None if item is None else [item], settings))
-    papers = merge_duplicates(papers)
+    read = read_papers(inputs, settings)  # all read before anything moves
     aside = db.with_name(f"{db.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
     if db.exists():
         try:
             db.rename(aside)
         except OSError as exc:
             raise StorageError(f"Cannot move {db} aside to rebuild it ({exc.strerror}).") from exc
-    report = Assistant.create(settings, embeddings).ingest_papers(papers, inputs, on_progress)
+    report = Assistant.create(settings, embeddings).ingest_papers(read, inputs, on_progress)
     return report, aside
 
 

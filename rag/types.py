@@ -102,8 +102,12 @@ class IngestReport:
     chunks: int = 0
     # Papers of an older index re-keyed to the current id scheme (once per index).
     migrated: int = 0
+    # Records folded into another with the same title (identical copies included).
+    merged: int = 0
+    # What the user should know: merges that dropped an abstract, files skipped.
+    notes: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, int]:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     def summary(self) -> str:
@@ -111,9 +115,11 @@ class IngestReport:
             f"Indexed {self.papers} papers ({self.new} new, {self.updated} updated, "
             f"{self.unchanged} unchanged; {self.chunks} chunks)."
         )
+        if self.merged:
+            text += f" {self.merged} records repeated a title and were merged."
         if self.migrated:
             text += f" Moved {self.migrated} papers of an older index to the current ids."
-        return text
+        return "\n".join([text, *(f"Note: {n}" for n in self.notes)])
 
 
 @dataclass

@@ -58,7 +58,7 @@ def test_ingest_is_idempotent_and_replaces_changed_abstracts(
     first = json.loads(out)
     assert first == {
         "papers": 2, "new": 2, "updated": 0, "unchanged": 0, "chunks": first["chunks"],
-        "migrated": 0,
+        "migrated": 0, "merged": 0, "notes": [],
     }  # fmt: skip
     assert first["chunks"] >= 2
 
