@@ -176,6 +176,8 @@ class LLMAnswerer:
         cut = ""
         finish: str | None = None
         shown = False
+        # A stream that trickles never hits the per-read timeout: this bounds the whole answer.
+        deadline = start + self.llm_settings.deadline_s
         try:
             chunk = first
             while chunk is not None:
@@ -188,6 +190,12 @@ class LLMAnswerer:
                             timings["llm_first_token"] = (time.perf_counter() - start) * 1000
                         shown = True
                         yield out
+                if time.perf_counter() > deadline and finish is None:
+                    cut = (
+                        f"no complete answer within {self.llm_settings.deadline_s:g} s; "
+                        "PAPERCHAT_LLM_DEADLINE_S sets this limit"
+                    )
+                    break
                 chunk = next(rest, None)
         except _CLIENT_ERRORS as exc:
             cut = self._describe(exc)

@@ -167,7 +167,19 @@ class LLMSettings(BaseSettings):
         validation_alias=AliasChoices("PAPERCHAT_LLM_BASE_URL", "OPENAI_BASE_URL", "base_url"),
         description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (OPENAI_BASE_URL).",
     )
-    timeout_s: float = Field(default=30.0, gt=0, description="Per-request timeout in seconds.")
+    timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Per-request timeout in seconds: the longest wait for the reply to start, "
+        "or for the next piece of a streamed reply.",
+    )
+    deadline_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest time for a whole LLM answer, in seconds, however steadily it "
+        "streams. At the deadline the answer keeps the text verified so far (or, if nothing "
+        "was cited yet, the extractive answer is shown), with a note.",
+    )
     max_retries: int = Field(
         default=2, ge=0, le=6, description="Retries on 429/5xx/connection errors, with backoff."
     )
