@@ -184,6 +184,15 @@ def _storage_errors(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _is_connection_error(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionError) or type(seen).__module__.startswith(("httpx", "httpcore")):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _is_chroma_error(exc: BaseException) -> bool:
     return type(exc).__module__.startswith("chromadb") or "chromadb" in repr(type(exc))
 
@@ -835,6 +844,13 @@ class PaperIndex:
             except PaperchatError:
                 raise
             except Exception as exc:
+                if self.settings.chroma_url and _is_connection_error(exc):
+                    raise StorageError(
+                        f"Cannot reach the Chroma server at {self.location} "
+                        f"({type(exc).__name__}). Start it (`chroma run --path DIR --port "
+                        "PORT`) or fix PAPERCHAT_CHROMA_URL; questions work again as soon as "
+                        "it answers."
+                    ) from exc
                 if not _is_chroma_error(exc):
                     raise
                 failure = storage_failure(exc, self.location)

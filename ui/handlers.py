@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import shutil
 import tempfile
@@ -40,6 +41,7 @@ BUNDLED_EXAMPLES = (
 )
 
 _feedback_lock = threading.Lock()
+log = logging.getLogger("paperchat.ui")
 
 
 @dataclass
@@ -75,6 +77,16 @@ def history_of(exchanges: Sequence[Exchange]) -> list[Turn]:
             turns.append(Turn("user", ex.question))
             turns.append(Turn("assistant", ex.answer.text))
     return turns
+
+
+def unexpected_error(what: str, exc: BaseException) -> str:
+    """Log `exc` with its traceback; -> the message to show instead of a generic "Error"."""
+    log.error("%s failed", what, exc_info=exc)
+    return (
+        f"{what} failed because of an error paperchat did not expect ({type(exc).__name__}: "
+        f"{str(exc)[:200]}). The details are in the server log; try again, and report it if "
+        "it keeps happening."
+    )
 
 
 def _now() -> str:
@@ -188,6 +200,8 @@ class ChatService:
                 )
         except PaperchatError as exc:
             current.error = str(exc)
+        except Exception as exc:  # not paperchat's own: a message here, the traceback in the log
+            current.error = unexpected_error("Answering", exc)
         if current.answer is None and not current.error:
             current.error = "The answer stopped before it was complete. Ask again."
         done = [*past, current]
@@ -216,8 +230,17 @@ class ChatService:
             return render.sources_html(exchanges[pos].answer, heading=f"Sources of answer {n}")
         return ChatService._last_sources(exchanges)
 
-    def ask_json(self, question: str, history: Any) -> dict[str, Any]:
-        """The /ask API: the same JSON object as `paperchat ask --json`."""
+    def ask_json(self, question: Any, history: Any) -> dict[str, Any]:
+        """The /ask API: the same JSON object as `paperchat ask --json`. Every failure is a
+        PaperchatError with a message for the caller (unexpected ones are logged first)."""
+        try:
+            return self._ask_json(question, history)
+        except PaperchatError:
+            raise
+        except Exception as exc:
+            raise PaperchatError(unexpected_error("Answering", exc)) from None
+
+    def _ask_json(self, question: Any, history: Any) -> dict[str, Any]:
         # Checked here, before waiting for the assistant: an API caller can send anything.
         question = validate_question(question, self.settings.answer.max_question_chars)
         turns = parse_history(history if history is not None else [])
@@ -323,5 +346,8 @@ class ChatService:
         except PaperchatError as exc:
             # The upload lives in a temp folder; the user knows the file by its name.
             message = re.sub(re.escape(str(file)), name, str(exc))
+            return render.error_markdown(message)
+        except Exception as exc:
+            message = re.sub(re.escape(str(file)), name, unexpected_error(f"Adding {name}", exc))
             return render.error_markdown(message)
         return f"✅ {render.md_text(name)}: {render.md_text(report.summary())} Ask about them now."
