@@ -106,7 +106,7 @@ def _open_assistant(args: argparse.Namespace) -> Any:
 def cmd_ask(args: argparse.Namespace) -> int:
     from rag.citations import format_sources
     from rag.inputs import load_history, validate_question
-    from rag.types import Answer
+    from rag.types import Answer, Rejected
 
     # Before the index opens: a bad question or history file is the first thing to fix.
     validate_question(args.question, _settings(args).answer.max_question_chars)
@@ -117,7 +117,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if isinstance(event, Answer):
             answer = event
         elif args.stream and not args.json:
-            print(event, end="", flush=True)
+            if isinstance(event, Rejected):
+                # The text above stays on screen: say plainly that it does not count.
+                print(f"\n\n— the model's answer above was rejected: {event.reason} —\n",
+                      flush=True)
+            else:
+                print(event, end="", flush=True)
     assert answer is not None
     if args.json:
         print(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))

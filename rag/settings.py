@@ -173,6 +173,15 @@ class LLMSettings(BaseSettings):
         description="Per-request timeout in seconds: the longest wait for the reply to start, "
         "or for the next piece of a streamed reply.",
     )
+    context_tokens: int = Field(
+        default=4096,
+        ge=512,
+        le=10_000_000,
+        description="The model's context window in tokens (prompt and answer together). "
+        "Sources are shortened to fit: fewer sentences per paper, then fewer papers, and the "
+        "answer says so. llama.cpp's server defaults to 2048 (its --n_ctx); Ollama to 2048 "
+        "or 4096; hosted models have far more.",
+    )
     deadline_s: float = Field(
         default=60.0,
         gt=0,

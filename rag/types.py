@@ -84,7 +84,22 @@ class Answer:
         }
         if self.note:
             data["note"] = self.note
+        # What retrieval searched for: the question, or for a follow-up its standalone form.
+        data["query"] = self.query
         return data
+
+
+class Rejected(str):
+    """A stream event: the text streamed so far is withdrawn (the answer that follows replaces
+    it). Its value, a paragraph break, is what consumers that only print text show; a
+    terminal prints `reason` as a visible rule instead."""
+
+    reason: str
+
+    def __new__(cls, reason: str) -> Rejected:
+        event = super().__new__(cls, "\n\n")
+        event.reason = reason
+        return event
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,10 @@ def test_ask_json_has_exactly_the_documented_fields(
     )
     assert code == 0
     answer = json.loads(out)
-    assert set(answer) == {"answer", "abstained", "citations", "retrieved", "mode", "timings_ms"}
+    assert set(answer) == {
+        "answer", "abstained", "citations", "retrieved", "mode", "timings_ms", "query"
+    }  # fmt: skip
+    assert answer["query"] == "What NDCG scores did SeqDialN achieve on VisDial v1.0?"
     assert answer["mode"] == "extractive" and answer["abstained"] is False
     assert set(answer["citations"][0]) == {"n", "paper_id", "title", "url", "evidence"}
     assert answer["citations"][0]["title"].startswith("SeqDialN")
