@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,49 @@ flags override them. Nothing leaves this machine unless you configure an LLM end
 
 # Merge and skip notes printed under an ingest summary; --json has them all.
 MAX_NOTES = 20
+def setting_int(group: str, name: str) -> Callable[[str], int]:
+    """An argparse type for a flag that sets Settings.<group>.<name>: a whole number within
+    the bounds the setting declares, checked the same way (argparse exits 2 with the message)."""
+
+    def parse(text: str) -> int:
+        from rag.settings import Settings
+
+        field = Settings.model_fields[group].annotation.model_fields[name]  # type: ignore[union-attr]
+        low = next((m.ge for m in field.metadata if getattr(m, "ge", None) is not None), None)
+        high = next((m.le for m in field.metadata if getattr(m, "le", None) is not None), None)
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(
+                f"{value} is out of range; use {low} to {high}" if high is not None
+                else f"{value} is too small; use at least {low}"
+            )
+        return value
+
+    parse.__name__ = f"{group}.{name}"  # argparse names the type in "invalid ... value"
+    return parse
 
 
 def _settings(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
+    from rag.errors import InputError
     from rag.settings import Settings
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # A group (RetrievalSettings, ...) reports its own fields: name them as variables.
+        groups = [f.annotation for f in Settings.model_fields.values()]
+        group = next((g for g in groups if getattr(g, "__name__", "") == exc.title), Settings)
+        prefix = str(group.model_config.get("env_prefix", "PAPERCHAT_"))  # type: ignore[union-attr]
+        problems = "; ".join(
+            f"{prefix}{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise InputError(f"A setting from the environment is invalid: {problems}.") from None
     if getattr(args, "db", None):
         settings.db_dir = Path(args.db)
     if getattr(args, "chroma_url", None):
@@ -39,16 +76,26 @@ def _settings(args: argparse.Namespace) -> Any:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from rag.errors import InputError
-    from rag.pipeline import Assistant
+    from rag.pipeline import Assistant, read_papers, rebuild
 
     settings = _settings(args)
     from_arxiv = bool(args.arxiv or args.arxiv_id)
-    if from_arxiv and args.paths:
-        raise InputError("Give files to ingest or --arxiv / --arxiv-id, not both in one command.")
+    if from_arxiv and (args.paths or args.rebuild):
+        raise InputError(
+            "Give files to ingest, --rebuild or --arxiv / --arxiv-id, not two in one command."
+        )
     if args.max is not None and not args.arxiv:
         raise InputError("--max limits an --arxiv query; it needs --arxiv \"QUERY\".")
-    fetched = None
-    if from_arxiv:
+    paths = [Path(p) for p in args.paths] or None
+    if args.rebuild:
+        update, close = progress_bar("Rebuilding")
+        try:
+            report, aside = rebuild(settings, paths or (), on_progress=update)
+        finally:
+            close()
+        print(f"paperchat: the old index was moved to {aside}; delete it once you no longer "
+              "need it.", file=sys.stderr)
+    elif from_arxiv:
         from rag.arxiv_api import fetch, parse_ids
 
         ids = parse_ids(args.arxiv_id or [])
@@ -61,21 +108,24 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             )
         finally:
             close()
-    update, close = progress_bar("Indexing")
-    try:
-        assistant = Assistant.create(settings)
-        if fetched is not None:
-            report = assistant.ingest_papers(fetched.papers, on_progress=update)
-            if fetched.resumed:
-                report.notes.append(f"resumed: {fetched.resumed} papers came from the run before")
-            if fetched.missing:
-                report.notes.append(f"not found on arXiv: {', '.join(fetched.missing)}")
-            fetched.done()
-        else:
-            paths = [Path(p) for p in args.paths] or None
-            report = assistant.ingest(paths, on_progress=update, skip_bad=args.skip_bad)
-    finally:
-        close()
+        update, close = progress_bar("Indexing")
+        try:
+            report = Assistant.create(settings).ingest_papers(fetched.papers, on_progress=update)
+        finally:
+            close()
+        if fetched.resumed:
+            report.notes.append(f"resumed: {fetched.resumed} papers came from the run before")
+        if fetched.missing:
+            report.notes.append(f"not found on arXiv: {', '.join(fetched.missing)}")
+        fetched.done()
+    else:
+        # Every file is read before the index is opened: a mistyped path creates nothing.
+        loaded = read_papers(paths, settings, args.skip_bad)
+        update, close = progress_bar("Indexing")
+        try:
+            report = Assistant.create(settings).ingest_loaded(loaded, paths, on_progress=update)
+        finally:
+            close()
     if args.json:
         print(json.dumps(report.to_json(), ensure_ascii=False))
         return 0
@@ -111,9 +161,11 @@ def cited_bibtex(answer: Any) -> str:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from rag.citations import format_sources
-    from rag.inputs import load_history
-    from rag.types import Answer
+    from rag.inputs import load_history, validate_question
+    from rag.types import Answer, Rejected
 
+    # Before the index opens: a bad question or history file is the first thing to fix.
+    validate_question(args.question, _settings(args).answer.max_question_chars)
     history = load_history(Path(args.history)) if args.history else []
     assistant = _open_assistant(args)
     answer: Answer | None = None
@@ -121,7 +173,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if isinstance(event, Answer):
             answer = event
         elif args.stream and not (args.json or args.bibtex):
-            print(event, end="", flush=True)
+            if isinstance(event, Rejected):
+                # The text above stays on screen: say plainly that it does not count.
+                print(f"\n\n— the model's answer above was rejected: {event.reason} —\n",
+                      flush=True)
+            else:
+                print(event, end="", flush=True)
     assert answer is not None
     if args.json:
         data = answer.to_json()
@@ -265,10 +322,16 @@ def build_parser(*, with_evals: bool = True) -> argparse.ArgumentParser:
     )
     _storage_options(ingest)
     ingest.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="start a fresh local index from the files this one was built from (and any PATH "
+        "given); the old index directory is moved aside, not deleted. For a damaged index.",
+    )
+    ingest.add_argument(
         "--json",
         action="store_true",
-        help='print {"papers", "new", "updated", "unchanged", "chunks", "merged", "skipped", '
-        '"notes"} instead of a summary',
+        help='print {"papers", "new", "updated", "unchanged", "chunks", "migrated", "merged", '
+        '"skipped", "notes"} instead of a summary',
     )
     ingest.set_defaults(func=cmd_ingest)
 
@@ -279,7 +342,10 @@ def build_parser(*, with_evals: bool = True) -> argparse.ArgumentParser:
     )
     ask.add_argument("question", help="the question, in plain language")
     _storage_options(ask)
-    ask.add_argument("--k", type=int, metavar="N", help="papers to retrieve (default 5)")
+    ask.add_argument(
+        "--k", type=setting_int("retrieval", "k"), metavar="N",
+        help="papers to retrieve, 1 to 20 (default 5)",
+    )  # fmt: skip
     ask.add_argument(
         "--mode",
         choices=["auto", "extractive", "llm"],
@@ -320,7 +386,7 @@ def build_parser(*, with_evals: bool = True) -> argparse.ArgumentParser:
         "turns on login.",
     )
     serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default 7860)")
+    serve.add_argument("--port", type=setting_int("ui", "port"), help="port (default 7860)")
     _storage_options(serve)
     _llm_options(serve)
     serve.set_defaults(func=cmd_serve)
@@ -370,6 +436,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("paperchat: interrupted; re-run the same command to resume.", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one line on screen, the traceback in a file
+        where = _save_traceback()
+        print(
+            f"paperchat: unexpected error ({type(exc).__name__}: {exc}). This is a bug in "
+            f"paperchat; please report it with the traceback saved in {where}.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _save_traceback() -> str:
+    import tempfile
+    import traceback
+
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w", prefix="paperchat-error-", suffix=".txt", delete=False, encoding="utf-8"
+        ) as handle:
+            traceback.print_exc(file=handle)
+            return handle.name
+    except OSError:
+        traceback.print_exc()
+        return "the output above"
 
 
 if __name__ == "__main__":

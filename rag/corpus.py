@@ -5,8 +5,10 @@ merged on DOI, arXiv id or title."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,21 +24,50 @@ from rag.metadata import (
     resolve_link,
     year_of,
 )
+from rag.text import describe_invalid, invalid_text_at
 from rag.types import Paper
 
 READABLE_SUFFIXES = (".txt", ".md", ".jsonl", ".json", ".bib", ".bibtex", ".ris")
+# Per-paper limits, checked while reading, before anything is indexed. Real abstracts are
+# far shorter (the bundled corpus: at most 2,100 characters); a several-MB "abstract" is a
+# mistake that would embed for minutes, and a very long title drowns every chunk's text.
+MAX_TITLE_CHARS = 500
+MAX_ABSTRACT_CHARS = 20_000
 _TITLE_MAX_CHARS = 400
 _ABSTRACT_MIN_CHARS = 60
 _SENTENCE_END = re.compile(r"[.!?](\s|$)")
 
 
+# Paper ids hash normalize_title since id scheme 2. Scheme 1 kept only [0-9a-z], so every
+# title without ASCII letters or digits (Chinese, Greek, ...) got the same id. ASCII titles
+# have the same id in both schemes; rag.index re-keys the others of an older index once.
+ID_SCHEME = 2
+
+
 def normalize_title(title: str) -> str:
-    """Lower-case, keep only letters and digits: how titles are compared everywhere."""
-    return re.sub(r"[^0-9a-z]", "", title.lower())
+    """NFKC, case-folded, letters, digits and marks of any script only: how titles are
+    compared everywhere. For ASCII titles: lower-cased letters and digits."""
+    folded = unicodedata.normalize("NFKC", title).casefold()
+    return "".join(ch for ch in folded if unicodedata.category(ch)[0] in "LNM")
 
 
-def paper_id(title: str) -> str:
-    return hashlib.sha1(normalize_title(title).encode()).hexdigest()[:16]
+def paper_id(title: str, where: str = "") -> str:
+    """A stable id from the normalised title; CorpusError for a title that normalises to
+    nothing (it would share its id with every other such title). `where` (e.g. "file, line
+    3") starts the message."""
+    normalized = normalize_title(title)
+    if not normalized:
+        place = f"{where}: " if where else ""
+        raise CorpusError(
+            f"{place}the title {title[:80]!r} has no letters or digits, so it cannot identify "
+            "a paper. Give the paper its real title."
+        )
+    return hashlib.sha1(normalized.encode("utf-8")).hexdigest()[:16]
+
+
+def legacy_paper_id(title: str) -> str:
+    """The id scheme-1 indexes stored (ASCII letters and digits only); for migrating them."""
+    return hashlib.sha1(re.sub(r"[^0-9a-z]", "", title.lower()).encode()).hexdigest()[:16]
 
 
 def content_hash(paper: Paper) -> str:
@@ -67,20 +98,45 @@ def make_paper(
     venue: str = "",
     doi: str = "",
     arxiv_id: str = "",
+    where: str = "",
 ) -> Paper:
-    """A Paper whose link is the DOI, else the arXiv page, else `url`, else a title search.
+    """A Paper whose link is the DOI, else the arXiv page, else `url`, else a title search;
+    `where` (e.g. "file, line 3") places errors about it.
 
     A URL inside the abstract is not taken as the paper's link: it is usually code or a
     project page, not the paper.
     """
+    authors = tuple(authors)
+    for name, value in (("title", title), ("abstract", abstract), ("url", url),
+                         ("date", date), *(("authors", a) for a in authors)):  # fmt: skip
+        at = invalid_text_at(value)
+        if at is not None:
+            place = f"{where}: " if where else ""
+            raise CorpusError(
+                f'{place}"{name}" holds {describe_invalid(value, at)} at character {at + 1}. '
+                "Fix or remove it; nothing from this file was ingested."
+            )
     title, abstract = _clean(title), _clean(abstract)
+    place = f"{where}: " if where else ""
+    if len(title) > MAX_TITLE_CHARS:
+        raise CorpusError(
+            f"{place}the title is {len(title):,} characters long; the limit is "
+            f"{MAX_TITLE_CHARS}. Is the abstract in the title field? Nothing from this file "
+            "was ingested."
+        )
+    if len(abstract) > MAX_ABSTRACT_CHARS:
+        raise CorpusError(
+            f"{place}the abstract is {len(abstract):,} characters long; the limit is "
+            f"{MAX_ABSTRACT_CHARS:,}. Give the abstract, not the paper's full text. Nothing "
+            "from this file was ingested."
+        )
     doi = normalize_doi(doi)
     arxiv_id = normalize_arxiv_id(arxiv_id) or normalize_arxiv_id(doi) or arxiv_id_in_url(url)
     if normalize_arxiv_id(doi):
         doi = ""  # arXiv's own DOI names the preprint: the arXiv id says it, a journal DOI wins
     link, kind = resolve_link(title, doi, arxiv_id, url, search_url_template)
     return Paper(
-        id=paper_id(title),
+        id=paper_id(title, where),
         title=title,
         abstract=abstract,
         url=link,
@@ -120,6 +176,23 @@ def _looks_like_abstract(paragraph: str, title: str) -> bool:
     )
 
 
+def _paragraphs(text: str) -> tuple[list[str], list[int]]:
+    """Blank-line separated paragraphs, stripped, with the line each starts on."""
+    paragraphs: list[str] = []
+    lines: list[int] = []
+    start = 0
+    for match in itertools.chain(re.finditer(r"\n\s*\n", text), [None]):
+        end = match.start() if match else len(text)
+        chunk = text[start:end]
+        if chunk.strip():
+            lead = len(chunk) - len(chunk.lstrip())
+            paragraphs.append(chunk.strip())
+            lines.append(text.count("\n", 0, start + lead) + 1)
+        if match:
+            start = match.end()
+    return paragraphs, lines
+
+
 def read_listing(path: Path, search_url_template: str) -> list[Paper]:
     """A listing page: header lines, then title paragraph / abstract paragraph pairs.
 
@@ -127,7 +200,7 @@ def read_listing(path: Path, search_url_template: str) -> list[Paper]:
     are skipped, so a page with separators between days still reads.
     """
     text = _read_text(path)
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    paragraphs, lines = _paragraphs(text)
     papers: list[Paper] = []
     i = 0
     while i < len(paragraphs) - 1:
@@ -135,7 +208,11 @@ def read_listing(path: Path, search_url_template: str) -> list[Paper]:
         if _looks_like_title(title) and _looks_like_abstract(abstract, title):
             papers.append(
                 make_paper(
-                    title, abstract, source=path.name, search_url_template=search_url_template
+                    title,
+                    abstract,
+                    source=path.name,
+                    search_url_template=search_url_template,
+                    where=f"{path}, line {lines[i]}",
                 )
             )
             i += 2
@@ -194,6 +271,7 @@ def _jsonl_paper(
         venue=str(record.get("venue") or ""),
         doi=str(record.get("doi") or ""),
         arxiv_id=str(record.get("arxiv_id") or ""),
+        where=f"{path}, line {number}",
     )
 
 
@@ -291,24 +369,39 @@ def read_file(path: Path, search_url_template: str) -> list[Paper]:
     return read_source(path, search_url_template).papers
 
 
-def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    """Files to read: each file as given, each directory's readable files sorted by name."""
+def expand_paths(paths: Iterable[Path], notes: list[str] | None = None) -> list[Path]:
+    """Files to read: each file as given, each directory's readable files sorted by name.
+
+    Anything that is not a regular file (a FIFO, a device, a socket) is skipped, with a
+    line in `notes`: reading a FIFO would wait forever for a writer.
+    """
     files: list[Path] = []
+    skipped = notes if notes is not None else []
     for path in paths:
         if not path.exists():
             raise CorpusError(f"{path} does not exist. Give a corpus file or a folder of them.")
         if path.is_dir():
-            found = sorted(
-                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in READABLE_SUFFIXES
-            )
+            candidates = sorted(p for p in path.iterdir() if p.suffix.lower() in READABLE_SUFFIXES)
+            found = [p for p in candidates if p.is_file()]
+            skipped.extend(_not_regular(p) for p in candidates if not p.is_file() and not p.is_dir())
             if not found:
                 raise CorpusError(
                     f"{path} holds no readable corpus files ({', '.join(READABLE_SUFFIXES)})."
                 )
             files.extend(found)
-        else:
+        elif path.is_file():
             files.append(path)
+        else:
+            skipped.append(_not_regular(path))
+    if not files:
+        raise CorpusError(
+            f"Nothing to read: {'; '.join(skipped)}. Give corpus files or folders of them."
+        )
     return files
+
+
+def _not_regular(path: Path) -> str:
+    return f"skipped {path}: not a regular file (a pipe, device or socket)"
 
 
 def _quoted(title: str, limit: int = 80) -> str:
@@ -392,10 +485,17 @@ class LoadedCorpus:
 
 
 def load_sources(
-    paths: Iterable[Path] | None, search_url_template: str, *, skip_bad: bool = False
+    paths: Iterable[Path | None] | None, search_url_template: str, *, skip_bad: bool = False
 ) -> LoadedCorpus:
-    """Read every file (all of them before anything is written) and merge duplicates."""
-    files = expand_paths(paths) if paths else bundled_corpus_paths()
+    """Read every file (all of them before anything is written) and merge duplicates. No
+    paths, or None among them, stands for the bundled corpus."""
+    given = list(paths) if paths else [None]
+    not_files: list[str] = []  # FIFOs and the like, skipped unread
+    named = [p for p in given if p is not None]
+    files = [
+        *(bundled_corpus_paths() if None in given else []),
+        *(expand_paths(named, not_files) if named else []),
+    ]
     merger = DuplicateMerger()
     entries = 0
     notes: list[str] = []
@@ -409,7 +509,7 @@ def load_sources(
         list(merger.papers.values()),
         entries,
         merger.merged,
-        [*merger.notes, *notes],
+        [*merger.notes, *notes, *not_files],
         len(notes),
     )
 

@@ -18,8 +18,10 @@ from __future__ import annotations
 import collections
 import contextlib
 import fcntl
+import functools
 import itertools
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -31,15 +33,18 @@ from typing import Any
 
 import numpy as np
 
-from rag.corpus import content_hash
+from rag.corpus import ID_SCHEME, content_hash, paper_id
 from rag.embeddings import LocalEmbeddings, _tokenizer, count_tokens
-from rag.errors import IndexBusyError, IndexMissingError, StorageError
+from rag.errors import IndexBusyError, IndexMissingError, PaperchatError, StorageError
 from rag.lexical import LexicalIndex, lexical_path
 from rag.settings import Settings
 from rag.text import split_sentences
 from rag.types import Chunk, CorpusSummary, IngestReport, Paper
 
 _GET_PAGE = 2000
+# Disk use of one stored chunk with its share of the paper record, rounded up (1,682 papers
+# in 2,285 chunks took 16 MB).
+_BYTES_PER_CHUNK = 8 * 1024
 # Stamp of an ingest in progress (or one that died): readers keep what they have meanwhile.
 WRITING = "writing-"
 # How often a long-running reader asks the store whether the index changed.
@@ -132,6 +137,75 @@ def _paper_from_record(pid: str, document: str | None, meta: dict[str, Any]) -> 
     )
 
 
+def _chroma_instances() -> dict[str, Any] | None:
+    """chromadb's cache of one running instance per local path (private to chromadb,
+    hence the guard: None if a release renames it, and reads then never go stale-free)."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    cache = getattr(SharedSystemClient, "_identifier_to_system", None)
+    return cache if isinstance(cache, dict) else None
+
+
+def storage_failure(exc: BaseException, location: str) -> StorageError | None:
+    """What a failed read or write of the store means for the user, for the failures whose
+    cause is known (read-only or full disk, damaged database); None for the others."""
+    text = str(exc).lower()
+    if "readonly database" in text or "read-only file system" in text:
+        return StorageError(
+            f"The index at {location} is read-only ({exc}). Its store (Chroma) must write to "
+            "its directory even to answer questions: make the directory writable, or copy it "
+            "somewhere writable and point --db (PAPERCHAT_DB_DIR) at the copy."
+        )
+    if "malformed" in text or "not a database" in text or "deserializ" in text:
+        return StorageError(
+            f"The index at {location} is damaged ({exc}). Rebuild it from the files it was "
+            "built from with `paperchat ingest --rebuild` (same --db); the damaged copy is "
+            "kept beside it."
+        )
+    if "no space left" in text or "disk is full" in text or "error in compaction" in text:
+        return StorageError(
+            f"The disk holding the index at {location} is full, or was during the last write "
+            f"({exc}). Free some space, then run the same command again: the papers stored "
+            "so far are kept, and questions are answered again once there is room."
+        )
+    return None
+
+
+def _storage_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Known storage failures of a PaperIndex method become StorageError with what to do."""
+
+    @functools.wraps(method)
+    def wrapper(self: PaperIndex, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except PaperchatError:
+            raise
+        except Exception as exc:
+            failure = storage_failure(exc, self.location)
+            if failure is None:
+                raise
+            raise failure from exc
+
+    return wrapper
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionError) or type(seen).__module__.startswith(("httpx", "httpcore")):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _is_chroma_error(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith("chromadb") or "chromadb" in repr(type(exc))
+
+
+def _page(store: _Store, offset: int) -> Any:
+    return store.papers.get(limit=_GET_PAGE, offset=offset, include=["documents", "metadatas"])
+
+
 def _new_stamp() -> str:
     return f"{time.time():.6f}-{uuid.uuid4().hex[:8]}"
 
@@ -165,6 +239,24 @@ class _Embedding:
         return np.concatenate(parts) if parts else np.zeros((0, 384), dtype=np.float32)
 
 
+@dataclass
+class _Store:
+    """One Chroma client with its two collections, and the reads using it."""
+
+    client: Any
+    chunks: Any
+    papers: Any
+    system: Any = None  # the local Chroma instance, stopped when the store is retired
+    users: int = 0
+    retired: bool = False
+
+    def close(self) -> None:
+        if self.system is not None:
+            with contextlib.suppress(Exception):  # best effort: it only frees memory
+                self.system.stop()
+            self.system = None
+
+
 class PaperIndex:
     """The stored index: dense chunks in Chroma, papers beside them, BM25 over papers."""
 
@@ -179,11 +271,11 @@ class PaperIndex:
         self._lexical: LexicalIndex | None = None
         self._lexical_guard = threading.Lock()
         self._checked_at = time.monotonic()
-        name = settings.index.collection
         self._lexical_path = lexical_path(settings)
+        self._store_guard = threading.Lock()
+        self._db: _Store
         if settings.chroma_url:
             self.location = settings.chroma_url
-            self._client = self._http_client(chromadb, settings.chroma_url)
         else:
             db = settings.resolved_db_dir
             self.location = str(db)
@@ -197,20 +289,105 @@ class PaperIndex:
                 self._ensure_writable(db)
         # Creating a local client can write (a new sqlite file, migrations) and so can
         # get_or_create: a second writer must stop before either, not in the middle.
-        with self.writer_lock() if create else contextlib.nullcontext():
-            if not settings.chroma_url:
-                self._client = chromadb.PersistentClient(path=str(db), settings=chroma_settings())
-            get = self._client.get_or_create_collection if create else self._get_collection
-            chunks = {"hnsw": {"space": "cosine", "ef_search": settings.index.ef_search}}
-            # Read by id only, never searched: a sparse graph is cheap to build (51k vectors
-            # written in 12 s instead of 31 s with Chroma's default graph).
-            papers = {"hnsw": {"space": "cosine", "ef_construction": 16, "max_neighbors": 4}}
-            self._chunks = get(name=f"{name}_chunks", configuration=chunks, embedding_function=None)
-            self._papers = get(name=f"{name}_papers", configuration=papers, embedding_function=None)
-
-    def _get_collection(self, **kwargs: Any) -> Any:
+        # A reader (create=False) never takes the lock: it must answer while an ingest runs.
         try:
-            return self._client.get_collection(
+            with self.writer_lock() if create else contextlib.nullcontext():
+                self._db = self._connect(chromadb, create=create)
+        except PaperchatError:
+            raise
+        except Exception as exc:
+            failure = storage_failure(exc, self.location)
+            if failure is not None:
+                raise failure from exc
+            if not _is_chroma_error(exc):
+                raise
+            raise StorageError(
+                f"Cannot open the index at {self.location} ({type(exc).__name__}: {exc}). If "
+                "it is damaged, rebuild it with `paperchat ingest --rebuild` (same --db)."
+            ) from exc
+
+    def _connect(self, chromadb: Any, *, create: bool, fresh: bool = False) -> _Store:
+        """A client and the two collections. `fresh`: a new Chroma instance for the local
+        directory, which reads the files as another process left them (chromadb shares one
+        instance per path in a process, and an instance keeps the vectors it loaded)."""
+        settings = self.settings
+        name = settings.index.collection
+        system = None
+        if settings.chroma_url:
+            client = self._http_client(chromadb, settings.chroma_url)
+        else:
+            path = str(settings.resolved_db_dir)
+            cache = _chroma_instances() if fresh else None
+            if cache is not None:
+                # Dropping the cached instance makes the next client start its own; the old
+                # one goes on serving whoever holds it (reads in flight, other handles).
+                cache.pop(path, None)
+            client = chromadb.PersistentClient(path=path, settings=chroma_settings())
+            if cache is not None:
+                # ...and this one stays private, so retiring it can stop it.
+                system = cache.pop(path, None)
+        def get(**kwargs: Any) -> Any:
+            if create:
+                return client.get_or_create_collection(**kwargs)
+            return self._get_collection(client, **kwargs)
+
+        chunks = {"hnsw": {"space": "cosine", "ef_search": settings.index.ef_search}}
+        # Read by id only, never searched: a sparse graph is cheap to build (51k vectors
+        # written in 12 s instead of 31 s with Chroma's default graph).
+        papers = {"hnsw": {"space": "cosine", "ef_construction": 16, "max_neighbors": 4}}
+        return _Store(
+            client=client,
+            chunks=get(name=f"{name}_chunks", configuration=chunks, embedding_function=None),
+            papers=get(name=f"{name}_papers", configuration=papers, embedding_function=None),
+            system=system,
+        )
+
+    # The current store (self._db); a reader's reopen() swaps it as a whole.
+    @property
+    def _client(self) -> Any:
+        return self._db.client
+
+    @property
+    def _chunks(self) -> Any:
+        return self._db.chunks
+
+    @property
+    def _papers(self) -> Any:
+        return self._db.papers
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[_Store]:
+        """The current store, kept open until the read ends even if reopen() retires it."""
+        with self._store_guard:
+            store = self._db
+            store.users += 1
+        try:
+            yield store
+        finally:
+            with self._store_guard:
+                store.users -= 1
+                finished = store.retired and store.users == 0
+            if finished:
+                store.close()
+
+    def reopen(self) -> None:
+        """Read the local index afresh: after another process wrote to it, the vectors
+        this process loaded lack the new papers (and asking for them by id fails)."""
+        if self.settings.chroma_url:
+            return  # a server holds one current copy for every client
+        import chromadb
+
+        store = self._connect(chromadb, create=False, fresh=True)
+        with self._store_guard:
+            old, self._db = self._db, store
+            old.retired = True
+            finished = old.users == 0
+        if finished:
+            old.close()
+
+    def _get_collection(self, client: Any, **kwargs: Any) -> Any:
+        try:
+            return client.get_collection(
                 name=kwargs["name"], embedding_function=kwargs["embedding_function"]
             )
         except Exception as exc:  # chromadb raises NotFoundError/ValueError across versions
@@ -311,6 +488,7 @@ class PaperIndex:
                 found[pid] = str((meta or {}).get("hash", ""))
         return found
 
+    @_storage_errors
     def ingest(
         self, papers: Sequence[Paper], on_progress: Callable[[int], None] | None = None
     ) -> IngestReport:
@@ -321,8 +499,9 @@ class PaperIndex:
         current content hash, so re-running the same command finishes the job.
         """
         with self.writer_lock():
-            stored = self.stored_hashes([p.id for p in papers])
             report = IngestReport()
+            report.migrated = self.migrate_ids()
+            stored = self.stored_hashes([p.id for p in papers])
             todo: list[Paper] = []
             for paper in papers:
                 old = stored.get(paper.id)
@@ -339,11 +518,108 @@ class PaperIndex:
                 self._set_generation(f"{WRITING}{_new_stamp()}")
                 self._apply_ef_search()
             self._embed_and_store(todo, set(stored), on_progress)
-            if todo or self._generation().startswith(WRITING) or not self._lexical_current():
+            if (
+                todo
+                or report.migrated
+                or self._generation().startswith(WRITING)
+                or not self._lexical_current()
+            ):
                 self.rebuild_lexical(stamp=True)
             report.papers = self._papers.count()
             report.chunks = self._chunks.count()
             return report
+
+    # ---- id scheme -------------------------------------------------------------------
+
+    def id_scheme(self) -> int:
+        """The paper-id scheme of the stored papers: 1 for indexes from before
+        rag.corpus.ID_SCHEME was recorded (or an empty one never ingested into)."""
+        try:
+            return int(self._metadata().get("id_scheme", 1))
+        except (TypeError, ValueError):
+            return 1
+
+    def migrate_ids(self) -> int:
+        """Re-key papers stored under an older id scheme; the number re-keyed.
+
+        Vectors and records are moved, not re-embedded. Each paper's new chunks and record
+        are written before its old ones are deleted, and the scheme is recorded only at the
+        end, so a killed migration simply runs again. Papers whose old ids collided (titles
+        without ASCII letters) were already one record: it keeps its title, and re-ingesting
+        the files adds the others.
+        """
+        if self.id_scheme() >= ID_SCHEME:
+            return 0
+        with self.writer_lock():
+            moves: dict[str, list[tuple[str, int]]] = {}
+            total = self._papers.count()
+            for offset in range(0, total, _GET_PAGE):
+                got = self._papers.get(
+                    limit=_GET_PAGE, offset=offset, include=["metadatas", "documents"]
+                )
+                for pid, doc, meta in zip(
+                    got["ids"], got["documents"] or [], got["metadatas"] or [], strict=False
+                ):
+                    try:
+                        new = paper_id(str((meta or {}).get("title", "")))
+                    except PaperchatError:
+                        continue  # no usable title: left as it is, still answerable
+                    if new != pid:
+                        moves.setdefault(new, []).append((pid, len(doc or "")))
+            if moves:
+                self._set_generation(f"{WRITING}{_new_stamp()}")
+            for new, olds in moves.items():
+                # Two old records with one new id (e.g. "ﬁnd" and "find"): keep the longer.
+                keep = max(olds, key=lambda old: old[1])[0]
+                self._move_paper(keep, new, [old for old, _ in olds])
+            self._update_metadata(id_scheme=ID_SCHEME)
+            return sum(len(olds) for olds in moves.values())
+
+    def _move_paper(self, old: str, new: str, drop: list[str]) -> None:
+        record = self._papers.get(ids=[old], include=["documents", "metadatas", "embeddings"])
+        chunks = self._chunks.get(
+            where={"paper_id": old}, include=["metadatas", "embeddings"]
+        )
+        if chunks["ids"]:
+            metas = [{**dict(m or {}), "paper_id": new} for m in chunks["metadatas"] or []]
+            self._chunks.upsert(
+                ids=[f"{new}:{m.get('position', n)}" for n, m in enumerate(metas)],
+                embeddings=np.asarray(chunks["embeddings"], dtype=np.float32),
+                metadatas=metas,
+            )
+        self._papers.upsert(
+            ids=[new],
+            embeddings=np.asarray(record["embeddings"], dtype=np.float32),
+            documents=record["documents"],
+            metadatas=record["metadatas"],
+        )
+        gone = [pid for pid in drop if pid != new]
+        if gone:
+            self._papers.delete(ids=gone)
+            self._chunks.delete(where={"paper_id": {"$in": gone}})
+
+    def _upsert(self, collection: Any, **columns: Any) -> None:
+        """One upsert, in slices under the store's largest batch (5,461 records locally):
+        a write group can exceed it when papers have many chunks."""
+        limit = int(self._client.get_max_batch_size())
+        total = len(columns["ids"])
+        for start in range(0, total, limit):
+            collection.upsert(**{k: v[start : start + limit] for k, v in columns.items()})
+
+    def _check_room(self, chunks: int) -> None:
+        """Stop before a write that could fill the disk (see index.min_free_mb)."""
+        if self.settings.chroma_url:
+            return
+        needed = self.settings.index.min_free_mb * 2**20 + chunks * _BYTES_PER_CHUNK
+        free = shutil.disk_usage(self.settings.resolved_db_dir).free
+        if free < needed:
+            raise StorageError(
+                f"The disk holding the index at {self.location} is nearly full "
+                f"({free / 2**20:.0f} MiB free; the next write needs about "
+                f"{needed / 2**20:.0f} MiB, including the reserve of index.min_free_mb). Free "
+                "some space, then run the same command again: the papers stored so far are "
+                "kept and answerable, and it goes on from there."
+            )
 
     def _apply_ef_search(self) -> None:
         """Bring an index created with another HNSW search breadth to the configured one."""
@@ -410,6 +686,7 @@ class PaperIndex:
     ) -> None:
         """Chunks first, then the paper records: a record means its chunks are all stored."""
         papers, chunks = embedding.papers, embedding.chunks
+        self._check_room(sum(len(cs) for cs in chunks))
         vectors = embedding.vectors(on_progress)
         replace = [p.id for p in papers if p.id in stored]
         if replace:
@@ -417,7 +694,8 @@ class PaperIndex:
         flat = [c for cs in chunks for c in cs]
         # No chunk text: it is rebuilt from the abstract, and Chroma's full-text index over
         # documents made a write 2.6x slower (12.5k chunks: 9.8 s vs 3.8 s).
-        self._chunks.upsert(
+        self._upsert(
+            self._chunks,
             ids=[c.id for c in flat],
             embeddings=vectors,
             metadatas=[
@@ -430,7 +708,8 @@ class PaperIndex:
             mean = vectors[offset : offset + len(cs)].mean(axis=0)
             paper_vectors.append(mean / (np.linalg.norm(mean) or 1.0))
             offset += len(cs)
-        self._papers.upsert(
+        self._upsert(
+            self._papers,
             ids=[p.id for p in papers],
             embeddings=np.asarray(paper_vectors, dtype=np.float32),
             documents=[p.abstract for p in papers],
@@ -455,13 +734,26 @@ class PaperIndex:
 
     # ---- lexical index -------------------------------------------------------------
 
-    def _generation(self) -> str:
+    def _metadata(self) -> dict[str, Any]:
         # Asked afresh every time: the stamp is how other processes' writes become visible.
-        meta = self._client.get_collection(name=self._papers.name, embedding_function=None).metadata
-        return str((meta or {}).get("generation", ""))
+        meta = self._read(
+            lambda store: store.client.get_collection(
+                name=store.papers.name, embedding_function=None
+            ).metadata
+        )
+        return dict(meta or {})
+
+    def _generation(self) -> str:
+        return str(self._metadata().get("generation", ""))
+
+    def _update_metadata(self, **values: Any) -> None:
+        # Merged, not replaced: the stamp and the id scheme live side by side.
+        # (hnsw:* keys are configuration that modify() refuses to change.)
+        kept = {k: v for k, v in self._metadata().items() if not k.startswith("hnsw:")}
+        self._papers.modify(metadata={**kept, **values})
 
     def _set_generation(self, generation: str) -> None:
-        self._papers.modify(metadata={"generation": generation})
+        self._update_metadata(generation=generation)
 
     def _agrees(self, lexical: LexicalIndex | None, generation: str) -> bool:
         return (
@@ -474,11 +766,9 @@ class PaperIndex:
         return self._agrees(LexicalIndex.load(self._lexical_path), self._generation())
 
     def all_papers(self) -> Iterator[Paper]:
-        total = self._papers.count()
+        total = self.count()
         for offset in range(0, total, _GET_PAGE):
-            got = self._papers.get(
-                limit=_GET_PAGE, offset=offset, include=["documents", "metadatas"]
-            )
+            got = self._read(functools.partial(_page, offset=offset))
             for pid, doc, meta in zip(
                 got["ids"], got["documents"] or [], got["metadatas"] or [], strict=False
             ):
@@ -498,9 +788,10 @@ class PaperIndex:
             if stamp:
                 raise
             # A reader on a read-only index still answers; it rebuilds again next start.
+        # Ours before the stamp is: a refresh in another thread then sees nothing new.
+        self._lexical = lexical
         if stamp:
             self._set_generation(generation)
-        self._lexical = lexical
         return lexical
 
     @property
@@ -535,6 +826,9 @@ class PaperIndex:
         with self._lexical_guard:
             if self._lexical is not current:
                 return True  # another thread refreshed meanwhile
+            if current is not None:
+                # Another process wrote: the vectors this process loaded lack its papers.
+                self.reopen()
             saved = LexicalIndex.load(self._lexical_path)
             self._lexical = saved if self._agrees(saved, generation) else self.rebuild_lexical()
         return True
@@ -550,8 +844,39 @@ class PaperIndex:
 
     # ---- reading -------------------------------------------------------------------
 
+    def _read(self, what: Callable[[_Store], Any]) -> Any:
+        """A read of the store; a Chroma error is retried once on a freshly opened store
+        (the files may have changed under this process), then reported as StorageError."""
+        for attempt in (1, 2):
+            try:
+                with self._reading() as store:
+                    return what(store)
+            except PaperchatError:
+                raise
+            except Exception as exc:
+                if self.settings.chroma_url and _is_connection_error(exc):
+                    raise StorageError(
+                        f"Cannot reach the Chroma server at {self.location} "
+                        f"({type(exc).__name__}). Start it (`chroma run --path DIR --port "
+                        "PORT`) or fix PAPERCHAT_CHROMA_URL; questions work again as soon as "
+                        "it answers."
+                    ) from exc
+                if not _is_chroma_error(exc):
+                    raise
+                failure = storage_failure(exc, self.location)
+                if failure is not None:
+                    raise failure from exc
+                if attempt == 2 or self.settings.chroma_url:
+                    raise StorageError(
+                        f"Cannot read the index at {self.location} ({type(exc).__name__}: "
+                        f"{exc}). Ask again; if this persists, rebuild it with "
+                        "`paperchat ingest --rebuild`."
+                    ) from exc
+                self.reopen()
+        raise AssertionError("unreachable")
+
     def count(self) -> int:
-        return int(self._papers.count())
+        return int(self._read(lambda store: store.papers.count()))
 
     def summary(self) -> CorpusSummary:
         """Paper count, source files and a few titles, kept with (and as current as) BM25."""
@@ -561,10 +886,12 @@ class PaperIndex:
         """Papers of the nearest chunks, best chunk score first (cosine similarity)."""
         # No count() first: Chroma returns what there is (none for an empty index), and
         # counting 434k chunks cost 21 ms of a 50 ms question at 100k papers.
-        got = self._chunks.query(
-            query_embeddings=[vector],
-            n_results=n_chunks,
-            include=["documents", "metadatas", "distances"],
+        got = self._read(
+            lambda store: store.chunks.query(
+                query_embeddings=[vector],
+                n_results=n_chunks,
+                include=["documents", "metadatas", "distances"],
+            )
         )
         by_paper: dict[str, DenseMatch] = {}
         for doc, meta, dist in zip(
@@ -605,7 +932,9 @@ class PaperIndex:
     def papers(self, ids: Sequence[str]) -> dict[str, Paper]:
         if not ids:
             return {}
-        got = self._papers.get(ids=list(ids), include=["documents", "metadatas"])
+        got = self._read(
+            lambda store: store.papers.get(ids=list(ids), include=["documents", "metadatas"])
+        )
         return {
             pid: _paper_from_record(pid, doc, dict(meta or {}))
             for pid, doc, meta in zip(
@@ -617,7 +946,9 @@ class PaperIndex:
         """Whole-abstract vector and title of each paper, in one read."""
         if not ids:
             return {}
-        got = self._papers.get(ids=list(ids), include=["embeddings", "metadatas"])
+        got = self._read(
+            lambda store: store.papers.get(ids=list(ids), include=["embeddings", "metadatas"])
+        )
         return {
             pid: (np.asarray(vec, dtype=np.float32), str((meta or {}).get("title", "")))
             for pid, vec, meta in zip(

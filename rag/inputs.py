@@ -8,11 +8,24 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import InputError
+from rag.text import describe_invalid, invalid_text_at
 from rag.types import Turn
 
 
-def validate_question(question: str, max_chars: int) -> str:
+def validate_question(question: Any, max_chars: int) -> str:
+    """The question stripped; InputError (saying what to do) for anything that is not a
+    non-empty question of at most `max_chars` characters of valid text."""
+    if question is not None and not isinstance(question, str):
+        raise InputError(
+            f"The question must be text, not {_json_type(question)}. Send it as a string."
+        )
     text = (question or "").strip()
+    at = invalid_text_at(text)
+    if at is not None:
+        raise InputError(
+            f"The question holds {describe_invalid(text, at)} at character {at + 1}. "
+            "Retype it as plain text (UTF-8)."
+        )
     if not text:
         raise InputError("The question is empty. Type a question about the papers.")
     if len(text) > max_chars:
@@ -21,6 +34,18 @@ def validate_question(question: str, max_chars: int) -> str:
             "Shorten it to the part you want answered."
         )
     return text
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
 
 
 def parse_history(raw: Any) -> list[Turn]:
@@ -37,6 +62,12 @@ def parse_history(raw: Any) -> list[Turn]:
             raise InputError(
                 f'History item {n} must be {{"role": "user" or "assistant", "content": "..."}}.'
             )
+        at = invalid_text_at(item["content"])
+        if at is not None:
+            raise InputError(
+                f'History item {n}: "content" holds {describe_invalid(item["content"], at)} '
+                f"at character {at + 1}. Remove it; history must be valid text."
+            )
         turns.append(Turn(role=item["role"], content=item["content"]))
     return turns
 
@@ -46,6 +77,13 @@ def load_history(path: Path) -> list[Turn]:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InputError(f"Cannot read the history file {path}: {exc.strerror}.") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"The history file {path} is not UTF-8 text (byte {exc.start}). Save it as UTF-8."
+        ) from exc
+    except json.JSONDecodeError as exc:
         raise InputError(f"The history file {path} is not valid JSON: {exc}.") from exc
-    return parse_history(raw)
+    try:
+        return parse_history(raw)
+    except InputError as exc:
+        raise InputError(f"The history file {path}: {exc}") from exc

@@ -35,8 +35,8 @@ from rag.errors import LLMError
 from rag.metadata import byline
 from rag.retrieve import Retrieval, contextualize
 from rag.settings import Settings
-from rag.text import split_sentences
-from rag.types import Answer, Hit, Turn
+from rag.text import split_sentences, stems
+from rag.types import Answer, Hit, Rejected, Turn
 
 T = TypeVar("T")
 
@@ -51,6 +51,12 @@ CONNECT_RETRY_DELAY_S = 0.25
 CONNECT_TIMEOUT_S = 5.0
 UNREACHABLE_COOLDOWN_S = 30.0
 HISTORY_TURNS = 6
+# Tokens of llm.context_tokens kept free for the answer.
+ANSWER_RESERVE_TOKENS = 512
+# The bundled tokenizer's count of a prompt times this is the estimate. Measured: SmolLM2's
+# tokenizer counted 0.97-0.99x the bundled model's tokens for paperchat's prompts (k=5 and
+# k=12); the margin is for tokenizers that split finer.
+PROMPT_TOKEN_MARGIN = 1.2
 HISTORY_CHARS = 1500
 DEFAULT_ENDPOINT = "https://api.openai.com/v1"
 
@@ -142,8 +148,11 @@ class LLMAnswerer:
         inputs = {"history": _history_messages(history), "question": question}
         reply = self._call(lambda: chain.invoke(inputs))
         rewritten = _clean_rewrite(_text_of(reply.content), self.settings.answer.max_question_chars)
-        # An unusable rewrite still gets the rule-based follow-up handling.
-        return rewritten or contextualize(question, history)
+        # A rewrite that answers instead of asking, runs long or changes the subject would
+        # put the model's own claims into the search; the rule-based handling is used then.
+        if rewritten and usable_rewrite(rewritten, question, history):
+            return rewritten
+        return contextualize(question, history)
 
     # -- answering -------------------------------------------------------------------------------
     def stream(
@@ -169,14 +178,22 @@ class LLMAnswerer:
             "question": _question_text(question, history, retrieval.query),
             "history": _history_messages(history),
         }
+        hits, trimmed = self._fit_context(inputs, hits)
         chain = self._answer_prompt | self.model
         timings["prompt"] = (time.perf_counter() - start) * 1000
-        first, rest = self._call(lambda: _open_stream(chain, inputs))
+        try:
+            first, rest = self._call(lambda: _open_stream(chain, inputs))
+        except LLMError as exc:
+            if "not an OpenAI chat completion" in str(exc):
+                raise LLMError(f"{exc} {self._context_hint(inputs)}") from None
+            raise
 
         markers = CitationStream(len(hits))
         cut = ""
         finish: str | None = None
         shown = False
+        # A stream that trickles never hits the per-read timeout: this bounds the whole answer.
+        deadline = start + self.llm_settings.deadline_s
         try:
             chunk = first
             while chunk is not None:
@@ -189,6 +206,12 @@ class LLMAnswerer:
                             timings["llm_first_token"] = (time.perf_counter() - start) * 1000
                         shown = True
                         yield out
+                if time.perf_counter() > deadline and finish is None:
+                    cut = (
+                        f"no complete answer within {self.llm_settings.deadline_s:g} s; "
+                        "PAPERCHAT_LLM_DEADLINE_S sets this limit"
+                    )
+                    break
                 chunk = next(rest, None)
         except _CLIENT_ERRORS as exc:
             cut = self._describe(exc)
@@ -205,8 +228,11 @@ class LLMAnswerer:
         timings["llm"] = (time.perf_counter() - start) * 1000
         if not shown:
             if cut:
-                raise LLMError(f"The LLM's answer broke off before any text arrived ({cut}).")
-            raise LLMError("The LLM returned an empty answer.")
+                raise LLMError(
+                    f"The LLM's answer broke off before any text arrived ({cut}). "
+                    + self._context_hint(inputs)
+                )
+            raise LLMError(f"The LLM returned an empty answer. {self._context_hint(inputs)}")
 
         text = markers.text
         cited = [hits[n - 1] for n in markers.order]
@@ -232,15 +258,22 @@ class LLMAnswerer:
                 if cut
                 else "The LLM's answer cited none of the retrieved papers"
             )
-            yield "\n\n" + fallback.text
-            fallback.note = " ".join([*notes, f"{why}, so the extractive answer is shown instead."])
+            yield Rejected(why)
+            yield fallback.text
+            fallback.note = " ".join(
+                [*trimmed, *notes, f"{why}, so the extractive answer is shown instead."]
+            )
             fallback.timings_ms = {**timings, **fallback.timings_ms}
             yield fallback
             return
+        notes[:0] = trimmed
         if cut:
             notes.append(f"The answer was cut off ({cut}); the part shown may be incomplete.")
         elif finish == "length":
-            notes.append("The answer reached the model's length limit and may be incomplete.")
+            notes.append(
+                "The answer reached the model's length limit and may be incomplete. "
+                + self._context_hint(inputs)
+            )
         yield Answer(
             text,
             verified.citations,
@@ -250,6 +283,64 @@ class LLMAnswerer:
             timings_ms=timings,
             note=" ".join(notes),
             query=retrieval.query,
+        )
+
+    # -- the context budget ----------------------------------------------------------------------
+    def _prompt_tokens(self, inputs: dict[str, Any]) -> int:
+        """The prompt's size in tokens, estimated with the bundled model's tokenizer plus a
+        margin (chat models' tokenizers differ; they split about as finely on English)."""
+        from rag.embeddings import count_tokens
+
+        messages = self._answer_prompt.format_messages(**inputs)
+        text = "\n".join(_text_of(m.content) for m in messages)
+        return int(count_tokens(text) * PROMPT_TOKEN_MARGIN) + 8 * len(messages)
+
+    def _fit_context(
+        self, inputs: dict[str, Any], hits: list[Hit]
+    ) -> tuple[list[Hit], list[str]]:
+        """Shorten the sources until prompt + ANSWER_RESERVE_TOKENS fit llm.context_tokens:
+        fewer sentences per paper (the evidence first), then fewer papers. Changes `inputs`;
+        -> (the hits still in the prompt, notes saying what was cut)."""
+        budget = self.llm_settings.context_tokens - ANSWER_RESERVE_TOKENS
+        if self._prompt_tokens(inputs) <= budget:
+            return hits, []
+        fits = False
+        per_paper = 0
+        for per_paper in (8, 5, 3, 2, 1):
+            inputs["sources"] = _sources_block(hits, per_paper)
+            if self._prompt_tokens(inputs) <= budget:
+                fits = True
+                break
+        kept = len(hits)
+        while not fits and kept > 1:
+            kept -= 1
+            inputs["sources"] = _sources_block(hits[:kept], per_paper)
+            inputs["count"] = kept
+            fits = self._prompt_tokens(inputs) <= budget
+        if not fits:
+            raise LLMError(
+                f"The question and one source sentence do not fit the model's context of "
+                f"{self.llm_settings.context_tokens} tokens (llm.context_tokens, with "
+                f"{ANSWER_RESERVE_TOKENS} kept for the answer). Set "
+                "PAPERCHAT_LLM_CONTEXT_TOKENS to the model's real context size, or start the "
+                "server with a larger one."
+            )
+        papers = "" if kept == len(hits) else f", and only the first {kept} of {len(hits)} papers"
+        note = (
+            f"The sources were shortened to fit the model's context of "
+            f"{self.llm_settings.context_tokens} tokens (PAPERCHAT_LLM_CONTEXT_TOKENS): at most "
+            f"{per_paper} sentence{'s' if per_paper > 1 else ''} per abstract{papers}."
+        )
+        return hits[:kept], [note]
+
+    def _context_hint(self, inputs: dict[str, Any]) -> str:
+        """The likely cause of an empty or cut-off reply, and the setting to change."""
+        return (
+            f"The prompt was about {self._prompt_tokens(inputs)} tokens; a model whose context "
+            "is smaller answers with nothing (llama.cpp's server defaults to 2048). Set "
+            "PAPERCHAT_LLM_CONTEXT_TOKENS to the model's context size (now "
+            f"{self.llm_settings.context_tokens}) so paperchat shortens the sources to fit, "
+            "or start the server with a larger context."
         )
 
     # -- faults ----------------------------------------------------------------------------------
@@ -382,13 +473,13 @@ def _data(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _sources_block(hits: Sequence[Hit]) -> str:
+def _sources_block(hits: Sequence[Hit], max_sentences: int | None = None) -> str:
     return "\n".join(
         prompts.SOURCE.format(
             n=n,
             title=_data(hit.paper.title),
             meta=_source_meta(hit),
-            abstract=_data(hit.paper.abstract),
+            abstract=_data(_shortened(hit, max_sentences)),
         )
         for n, hit in enumerate(hits, start=1)
     )
@@ -398,6 +489,16 @@ def _source_meta(hit: Hit) -> str:
     """Authors and year for the model to name papers by, when the source gave them."""
     by = byline(hit.paper.authors, hit.paper.year)
     return f"\nby: {_data(by)}" if by else ""
+def _shortened(hit: Hit, max_sentences: int | None) -> str:
+    """At most `max_sentences` of the abstract, in their order: the evidence retrieval found
+    first, then the opening sentences."""
+    sentences = split_sentences(hit.paper.abstract)
+    if max_sentences is None or len(sentences) <= max_sentences:
+        return hit.paper.abstract
+    evidence = set(hit.evidence)
+    ranked = sorted(range(len(sentences)), key=lambda i: (sentences[i] not in evidence, i))
+    keep = sorted(ranked[:max_sentences])
+    return " ".join(sentences[i] for i in keep)
 
 
 def _question_text(question: str, history: Sequence[Turn], query: str) -> str:
@@ -421,6 +522,26 @@ def _clean_rewrite(text: str, max_chars: int) -> str:
     line = re.sub(r"^(standalone question|question|rewritten question)\s*:\s*", "", lines[0], flags=re.I)
     line = line.strip().strip("\"'`“”").strip()
     return line if 3 <= len(line) <= max_chars else ""
+
+
+_QUESTION_START = re.compile(
+    r"^(what|which|how|why|who|whom|whose|when|where|does|do|did|is|are|was|were|can|could|"
+    r"should|would|will|has|have|had|compare|list|name|explain|describe|tell|give|show|find)\b",
+    re.IGNORECASE,
+)
+
+
+def usable_rewrite(rewritten: str, question: str, history: Sequence[Turn]) -> bool:
+    """A standalone question the search can use: it asks (ends with "?" or opens like a
+    question), stays short (at most 3x the follow-up, or 150 characters more), and keeps the
+    conversation's subject (shares a content word with the follow-up or the conversation)."""
+    text = rewritten.strip()
+    if not (text.endswith("?") or _QUESTION_START.match(text)):
+        return False
+    if len(text) > max(3 * len(question), len(question) + 150):
+        return False
+    said = set(stems(question + " " + " ".join(t.content for t in history)))
+    return bool(set(stems(text)) & said)
 
 
 def retry_after(headers: Any) -> float | None:

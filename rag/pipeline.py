@@ -7,6 +7,8 @@ through here, so what is measured is what users get.
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -14,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from rag.answer import extractive_answer, missing_names
-from rag.corpus import DuplicateMerger, load_sources
+from rag.corpus import DuplicateMerger, LoadedCorpus, load_sources
 from rag.embeddings import LocalEmbeddings
-from rag.errors import InputError, PaperchatError
+from rag.errors import IndexMissingError, InputError, PaperchatError, StorageError
 from rag.index import PaperIndex
 from rag.inputs import parse_history, validate_question
+from rag.lexical import lexical_path
 from rag.retrieve import HybridRetriever, Retrieval
 from rag.settings import Settings
 from rag.types import Answer, IngestReport, Paper, Turn
@@ -52,9 +55,22 @@ class Assistant:
     ) -> Assistant:
         """Open the index; with build_if_missing, ingest the bundled corpus when it is empty."""
         embeddings = embeddings or _embeddings(settings)
-        index = PaperIndex(settings, embeddings, create=build_if_missing)
+        # Only a missing index is created: opening an existing one is reading, and a reader
+        # never takes the writer's lock (serve must answer while `paperchat ingest` runs).
+        try:
+            index = PaperIndex(settings, embeddings, create=build_if_missing and _missing(settings))
+        except IndexMissingError:
+            if not build_if_missing:
+                raise
+            # A database file without paperchat's collections (a first ingest that failed).
+            index = PaperIndex(settings, embeddings, create=True)
         assistant = cls(settings, index)
-        if build_if_missing and index.count() == 0:
+        if index.count() == 0:
+            if not build_if_missing:
+                raise IndexMissingError(
+                    f"The index at {index.location} holds no papers yet. Ingest papers first: "
+                    "`paperchat ingest PATH` (or `paperchat ingest` for the bundled corpus)."
+                )
             assistant.ingest(None, on_progress=on_progress)
         _ = index.lexical  # load (or repair) BM25 now, not on the first question
         return assistant
@@ -67,11 +83,21 @@ class Assistant:
         skip_bad: bool = False,
     ) -> IngestReport:
         """Read every file first (a bad file changes nothing), then index the papers."""
-        loaded = load_sources(paths, self.settings.corpus.search_url_template, skip_bad=skip_bad)
+        return self.ingest_loaded(read_papers(paths, self.settings, skip_bad), paths, on_progress)
+
+    def ingest_loaded(
+        self,
+        loaded: LoadedCorpus,
+        paths: Sequence[Path | None] | None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> IngestReport:
+        """Index papers read from `paths` (None, or None in it: the bundled corpus), and
+        record the paths so that `paperchat ingest --rebuild` can read them again."""
         report = self.ingest_papers(loaded.papers, on_progress)
         report.merged += loaded.merged
         report.skipped += loaded.skipped
         report.notes = [*loaded.notes, *report.notes]
+        record_sources(self.settings, list(paths) if paths else [None])
         return report
 
     def ingest_papers(
@@ -140,7 +166,7 @@ class Assistant:
         self, question: str, history: Sequence[Turn] = (), k: int | None = None
     ) -> Retrieval:
         question = validate_question(question, self.settings.answer.max_question_chars)
-        self.index.maybe_refresh()  # another process may have ingested since
+        self.index.maybe_refresh(self.settings.index.refresh_s)  # another process may write
         return self.retriever.retrieve(question, history, k)
 
     def extractive(
@@ -167,10 +193,10 @@ class Assistant:
     ) -> Iterator[StreamEvent]:
         """Text pieces as they are ready, then the complete Answer."""
         start = time.perf_counter()
-        k = k or self.settings.retrieval.k
+        k = checked_k(k, self.settings)
         resolved = self.resolve_mode(mode)
         question = validate_question(question, self.settings.answer.max_question_chars)
-        self.index.maybe_refresh()  # another process may have ingested since
+        self.index.maybe_refresh(self.settings.index.refresh_s)  # another process may write
         note = ""
         query, query_history = question, history
         rewrite_ms: dict[str, float] = {}
@@ -259,6 +285,98 @@ def _missing_terms(names: Sequence[str], answer: Answer) -> list[str]:
         return []
     missing = [set(missing_names(names, paper)) for paper in papers]
     return [name for name in names if all(name in gaps for gaps in missing)]
+
+
+def checked_k(k: Any, settings: Settings) -> int:
+    """`k` as given (None: the setting), within the bounds RetrievalSettings.k declares."""
+    if k is None:
+        return settings.retrieval.k
+    field = type(settings.retrieval).model_fields["k"]
+    low = next(m.ge for m in field.metadata if getattr(m, "ge", None) is not None)
+    high = next(m.le for m in field.metadata if getattr(m, "le", None) is not None)
+    if isinstance(k, bool) or not isinstance(k, int) or not low <= k <= high:
+        raise InputError(f"k (papers to use) must be a whole number from {low} to {high}, not {k!r}.")
+    return k
+
+
+def read_papers(
+    paths: Sequence[Path | None] | None, settings: Settings, skip_bad: bool = False
+) -> LoadedCorpus:
+    """Every file read and checked: call before creating or changing an index. None in
+    `paths` stands for the bundled corpus."""
+    return load_sources(paths, settings.corpus.search_url_template, skip_bad=skip_bad)
+
+
+# ---- what an index was built from, for `paperchat ingest --rebuild` ----------------------
+
+SOURCES_FILE = "sources.json"
+
+
+def _sources_path(settings: Settings) -> Path:
+    return lexical_path(settings).with_name(SOURCES_FILE)
+
+
+def recorded_sources(settings: Settings) -> list[Path | None] | None:
+    """The inputs of every ingest into this index (None stands for the bundled corpus), or
+    None when nothing was recorded (an index built before paperchat kept this record)."""
+    try:
+        data = json.loads(_sources_path(settings).read_text(encoding="utf-8"))
+        return [None if item is None else Path(str(item)) for item in data["inputs"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def record_sources(settings: Settings, inputs: Sequence[Path | None]) -> None:
+    """Add `inputs` (None: the bundled corpus) to the index's record; best effort."""
+    new = [None if p is None else p.resolve() for p in inputs]
+    inputs = list(dict.fromkeys([*(recorded_sources(settings) or []), *new]))
+    path = _sources_path(settings)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{SOURCES_FILE}.{os.getpid()}")
+        text = json.dumps({"inputs": [None if p is None else str(p) for p in inputs]}, indent=1)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # only --rebuild needs it, and it says so when it is missing
+
+
+def rebuild(
+    settings: Settings,
+    extra: Sequence[Path] = (),
+    on_progress: Callable[[int, int], None] | None = None,
+    embeddings: LocalEmbeddings | None = None,
+) -> tuple[IngestReport, Path]:
+    """A fresh local index from the files the old one recorded (plus `extra`); the old
+    directory is moved aside, not deleted. -> (report, where the old one went)."""
+    if settings.chroma_url:
+        raise InputError(
+            "--rebuild works on a local index. For a Chroma server, ingest your files into a "
+            "new collection (PAPERCHAT_INDEX_COLLECTION) instead."
+        )
+    db = settings.resolved_db_dir
+    recorded = recorded_sources(settings)
+    if recorded is None and not extra:
+        raise StorageError(
+            f"The index at {db} has no record of the files it was built from (indexes built "
+            "before this version keep none). Name them: `paperchat ingest --rebuild PATH...`."
+        )
+    inputs = list(dict.fromkeys([*(recorded or []), *extra]))
+    read = read_papers(inputs, settings)  # all read before anything moves
+    aside = db.with_name(f"{db.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+    if db.exists():
+        try:
+            db.rename(aside)
+        except OSError as exc:
+            raise StorageError(f"Cannot move {db} aside to rebuild it ({exc.strerror}).") from exc
+    report = Assistant.create(settings, embeddings).ingest_loaded(read, inputs, on_progress)
+    return report, aside
+
+
+def _missing(settings: Settings) -> bool:
+    if settings.chroma_url:
+        return True  # get-or-create on a server takes no lock
+    return not (settings.resolved_db_dir / "chroma.sqlite3").exists()
 
 
 def _embeddings(settings: Settings) -> LocalEmbeddings:

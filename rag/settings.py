@@ -71,6 +71,21 @@ class IndexSettings(BaseSettings):
         "that writes papers.",
     )
     collection: str = Field(default="paperchat", description="Chroma collection name prefix.")
+    min_free_mb: int = Field(
+        default=64,
+        ge=0,
+        description="An ingest into a local index stops, with a message, before a write that "
+        "would leave less than this many MiB free on the index's disk: Chroma can leave its "
+        "files unreadable when the disk fills in the middle of a write.",
+    )
+    refresh_s: float = Field(
+        default=30.0,
+        ge=0.0,
+        le=86400.0,
+        description="How often a running chat or API server checks whether another process "
+        "(e.g. `paperchat ingest`) changed the index, in seconds; it then reloads without a "
+        "restart. One metadata read per check.",
+    )
 
 
 class EmbeddingSettings(BaseSettings):
@@ -176,7 +191,28 @@ class LLMSettings(BaseSettings):
         validation_alias=AliasChoices("PAPERCHAT_LLM_BASE_URL", "OPENAI_BASE_URL", "base_url"),
         description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (OPENAI_BASE_URL).",
     )
-    timeout_s: float = Field(default=30.0, gt=0, description="Per-request timeout in seconds.")
+    timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Per-request timeout in seconds: the longest wait for the reply to start, "
+        "or for the next piece of a streamed reply.",
+    )
+    context_tokens: int = Field(
+        default=4096,
+        ge=512,
+        le=10_000_000,
+        description="The model's context window in tokens (prompt and answer together). "
+        "Sources are shortened to fit: fewer sentences per paper, then fewer papers, and the "
+        "answer says so. llama.cpp's server defaults to 2048 (its --n_ctx); Ollama to 2048 "
+        "or 4096; hosted models have far more.",
+    )
+    deadline_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest time for a whole LLM answer, in seconds, however steadily it "
+        "streams. At the deadline the answer keeps the text verified so far (or, if nothing "
+        "was cited yet, the extractive answer is shown), with a note.",
+    )
     max_retries: int = Field(
         default=2, ge=0, le=6, description="Retries on 429/5xx/connection errors, with backoff."
     )

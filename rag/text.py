@@ -25,6 +25,28 @@ STOP_WORDS = frozenset(
 )
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def invalid_text_at(text: str) -> int | None:
+    """Where `text` holds a lone surrogate, else None.
+
+    Such code points are not characters: JSON's "\\ud800" escapes make them, and Python
+    turns invalid UTF-8 bytes of command-line arguments into them. They cannot be encoded,
+    so they fail deep inside the tokenizer, the store or the JSON output.
+    """
+    match = _SURROGATE.search(text)
+    return match.start() if match else None
+
+
+def describe_invalid(text: str, at: int) -> str:
+    """"the byte 0xff" for a byte Python escaped, "U+D800" for a JSON-made surrogate."""
+    code = ord(text[at])
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"the byte 0x{code - 0xDC00:02x}, which is not valid UTF-8,"
+    return f"U+{code:04X} (half of a UTF-16 pair, not a character)"
+
+
 def split_sentences(text: str) -> list[str]:
     parts = _SENTENCE_BREAK.split(text.strip())
     sentences: list[str] = []

@@ -105,7 +105,22 @@ class Answer:
         }
         if self.note:
             data["note"] = self.note
+        # What retrieval searched for: the question, or for a follow-up its standalone form.
+        data["query"] = self.query
         return data
+
+
+class Rejected(str):
+    """A stream event: the text streamed so far is withdrawn (the answer that follows replaces
+    it). Its value, a paragraph break, is what consumers that only print text show; a
+    terminal prints `reason` as a visible rule instead."""
+
+    reason: str
+
+    def __new__(cls, reason: str) -> Rejected:
+        event = super().__new__(cls, "\n\n")
+        event.reason = reason
+        return event
 
 
 @dataclass(frozen=True)
@@ -121,6 +136,8 @@ class IngestReport:
     updated: int = 0
     unchanged: int = 0
     chunks: int = 0
+    # Papers of an older index re-keyed to the current id scheme (once per index).
+    migrated: int = 0
     # Entries that became one paper with another (same DOI, arXiv id or title).
     merged: int = 0
     # Entries left out: no abstract, or malformed and skipped on request (--skip-bad).
@@ -140,6 +157,8 @@ class IngestReport:
             text += f" Merged {self.merged} duplicate{'s' if self.merged != 1 else ''}."
         if self.skipped:
             text += f" Skipped {self.skipped} entr{'ies' if self.skipped != 1 else 'y'}."
+        if self.migrated:
+            text += f" Moved {self.migrated} papers of an older index to the current ids."
         return text
 
 

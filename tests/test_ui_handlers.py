@@ -325,8 +325,9 @@ def test_export_markdown_has_questions_answers_sources(settings: Settings) -> No
     assert path is not None and path.suffix == ".md"
     text = path.read_text(encoding="utf-8")
     assert text.startswith("# paperchat conversation")
-    assert "## 1. What NDCG?" in text and SEQ_TEXT in text
-    assert f"- [1] [{SEQ.title}]({SEQ.url}) (score 9.50)" in text
+    # Escaped Markdown (see test_export_escaping.py): renders as exactly these characters.
+    assert "## 1. What NDCG?" in text and SEQ_TEXT.replace("[1]", "\\[1\\]") in text
+    assert f"- \\[1\\] [{SEQ.title}]({SEQ.url}) (score 9.50)" in text
     assert "  > Our model reaches 62.54% NDCG on VisDial" in text
     assert "## 2. Broken?" in text and "Error: The index is busy." in text
     assert service.write_export([]) is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import shutil
 import tempfile
@@ -24,7 +25,7 @@ from typing import Any
 
 from rag.corpus import bundled_corpus_paths
 from rag.errors import InputError, PaperchatError
-from rag.inputs import parse_history
+from rag.inputs import parse_history, validate_question
 from rag.metadata import cited_papers
 from rag.types import Answer, CorpusSummary, Turn
 from ui import render
@@ -49,6 +50,7 @@ BUNDLED_EXAMPLES = (
 )
 
 _feedback_lock = threading.Lock()
+log = logging.getLogger("paperchat.ui")
 
 
 @dataclass
@@ -124,6 +126,16 @@ def sources_phrase(summary: CorpusSummary) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+def unexpected_error(what: str, exc: BaseException) -> str:
+    """Log `exc` with its traceback; -> the message to show instead of a generic "Error"."""
+    log.error("%s failed", what, exc_info=exc)
+    return (
+        f"{what} failed because of an error paperchat did not expect ({type(exc).__name__}: "
+        f"{str(exc)[:200]}). The details are in the server log; try again, and report it if "
+        "it keeps happening."
+    )
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -139,7 +151,7 @@ class ChatService:
         export_dir: Path | None = None,
         summary: CorpusSummary | None = None,
     ) -> None:
-        """`assistant` may be a Future while the index opens; `summary` (e.g. the one saved
+        """`assistant` may be a Future (or ui.startup.RetryingOpen) while the index opens; `summary` (e.g. the one saved
         beside the index) lets the page show the corpus before that."""
         self.settings = settings
         self._assistant = assistant
@@ -154,7 +166,7 @@ class ChatService:
     @property
     def assistant(self) -> Any:
         """The Assistant; waits for it (raising what opening it raised) if still opening."""
-        if isinstance(self._assistant, Future):
+        if isinstance(self._assistant, Future) or hasattr(self._assistant, "result"):
             return self._assistant.result()
         return self._assistant
 
@@ -231,6 +243,8 @@ class ChatService:
                 )
         except PaperchatError as exc:
             current.error = str(exc)
+        except Exception as exc:  # not paperchat's own: a message here, the traceback in the log
+            current.error = unexpected_error("Answering", exc)
         if current.answer is None and not current.error:
             current.error = "The answer stopped before it was complete. Ask again."
         done = [*past, current]
@@ -259,8 +273,19 @@ class ChatService:
             return render.sources_html(exchanges[pos].answer, heading=f"Sources of answer {n}")
         return ChatService._last_sources(exchanges)
 
-    def ask_json(self, question: str, history: Any) -> dict[str, Any]:
-        """The /ask API: the same JSON object as `paperchat ask --json`."""
+    def ask_json(self, question: Any, history: Any) -> dict[str, Any]:
+        """The /ask API: the same JSON object as `paperchat ask --json`. Every failure is a
+        PaperchatError with a message for the caller (unexpected ones are logged first)."""
+        try:
+            return self._ask_json(question, history)
+        except PaperchatError:
+            raise
+        except Exception as exc:
+            raise PaperchatError(unexpected_error("Answering", exc)) from None
+
+    def _ask_json(self, question: Any, history: Any) -> dict[str, Any]:
+        # Checked here, before waiting for the assistant: an API caller can send anything.
+        question = validate_question(question, self.settings.answer.max_question_chars)
         turns = parse_history(history if history is not None else [])
         answer = self.assistant.ask(question, turns)
         data = dict(answer.to_json())
@@ -383,6 +408,9 @@ class ChatService:
         except PaperchatError as exc:
             # The upload lives in a temp folder; the user knows the file by its name.
             message = re.sub(re.escape(str(file)), name, str(exc))
+            return render.error_markdown(message)
+        except Exception as exc:
+            message = re.sub(re.escape(str(file)), name, unexpected_error(f"Adding {name}", exc))
             return render.error_markdown(message)
         notes = "".join(f"\n- {render.md_text(n)}" for n in report.notes[:MAX_UPLOAD_NOTES])
         if len(report.notes) > MAX_UPLOAD_NOTES:

@@ -265,21 +265,38 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def export_link(text: str, url: str) -> str:
+    """`[text](url)` for an http(s) URL (characters that could end the link percent-encoded);
+    for any other scheme (javascript:, data:, ...) the text alone, saying the link was dropped."""
+    label = md_text(text, line_start=False)
+    scheme = url.split(":", 1)[0].strip().lower() if ":" in url else ""
+    if scheme not in ("http", "https"):
+        return f"{label} (link removed: not http or https)" if url.strip() else label
+    safe = "".join(
+        f"%{ord(ch):02X}" if ch in ' ()<>[]"\'`\\' or ord(ch) < 33 else ch for ch in url.strip()
+    )
+    return f"[{label}]({safe})"
+
+
 def export_markdown(exchanges: Sequence[Exchange], now: datetime | None = None) -> str:
-    """The conversation as a Markdown document: questions, answers, sources with evidence."""
+    """The conversation as a Markdown document: questions, answers, sources with evidence.
+
+    Every text in it came from a user, an abstract or a model, so all of it is escaped
+    (HTML renders as text in any Markdown viewer) and only http(s) links stay links.
+    """
     stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     lines = ["# paperchat conversation", "", f"Exported {stamp}.", ""]
     for number, ex in enumerate(exchanges, start=1):
-        lines += [f"## {number}. {_one_line(ex.question)}", ""]
+        lines += [f"## {number}. {md_text(_one_line(ex.question))}", ""]
         answer = ex.answer
         if answer is None:
-            lines += [f"Error: {ex.error}", ""]
+            lines += [f"Error: {md_text(ex.error or '', line_start=False)}", ""]
             continue
-        lines += [answer.text.strip(), ""]
+        lines += [md_text(answer.text.strip()), ""]
         if answer.abstained:
             lines += ["(No answer in the indexed papers.)", ""]
         if answer.note:
-            lines += [f"Note: {answer.note}", ""]
+            lines += [f"Note: {md_text(answer.note, line_start=False)}", ""]
         if answer.citations:
             hits = {h.paper.id: h for h in answer.retrieved}
             lines += ["Sources:", ""]
@@ -287,13 +304,14 @@ def export_markdown(exchanges: Sequence[Exchange], now: datetime | None = None) 
                 hit = hits.get(c.paper_id)
                 score = f" (score {hit.score:.2f})" if hit else ""
                 by = byline(c.authors, c.year)
-                by = f" ({by})" if by else ""
+                by = f" ({md_text(by)})" if by else ""
                 search = " (title search)" if c.link_kind == "search" else ""
-                lines.append(f"- [{c.n}] [{_one_line(c.title)}]({c.url}){search}{by}{score}")
+                link = export_link(_one_line(c.title), c.url)
+                lines.append(f"- \\[{c.n}\\] {link}{search}{by}{score}")
                 if c.evidence:
-                    lines.append(f"  > {_one_line(c.evidence)}")
+                    lines.append(f"  > {md_text(_one_line(c.evidence), line_start=False)}")
             lines.append("")
         total = answer.timings_ms.get("total")
         took = f", {total:.0f} ms" if total is not None else ""
-        lines += [f"*Mode: {answer.mode}{took}.*", ""]
+        lines += [f"*Mode: {md_text(answer.mode, line_start=False)}{took}.*", ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -65,30 +66,60 @@ def open_assistant(
         assistant = _open(settings)
         return assistant, None, assistant.index.embeddings.start_loading
 
-    future: Future[Any] = Future()
-    started = threading.Lock()
+    opening = RetryingOpen(lambda: _open(settings))
+    return opening, summary, opening.start
 
-    def work() -> None:
+
+class RetryingOpen:
+    """The assistant, opened in a background thread once started.
+
+    `result()` waits for it. A failed open is not kept: the caller gets its message, and the
+    next call opens again (an ingest that held the index, a Chroma server that was down,
+    may be gone by then), so a chat never needs a restart to recover.
+    """
+
+    def __init__(self, opener: Callable[[], Any]) -> None:
+        self._opener = opener
+        self._guard = threading.Lock()
+        self._future: Future[Any] | None = None
+
+    def start(self) -> None:
+        """Start opening unless an open is running or done; any number of times."""
+        with self._guard:
+            if self._future is not None:
+                return
+            future: Future[Any] = Future()
+            self._future = future
+        threading.Thread(target=self._run, args=(future,), name="paperchat-open", daemon=True).start()
+
+    def _run(self, future: Future[Any]) -> None:
         try:
-            assistant = _open(settings)
+            assistant = self._opener()
         except PaperchatError as exc:
             print(f"paperchat: {exc}", file=sys.stderr, flush=True)
             future.set_exception(exc)
             return
         except Exception as exc:  # the page shows this message instead of a trace
-            print(f"paperchat: cannot open the index: {exc!r}", file=sys.stderr, flush=True)
+            traceback.print_exc()
             future.set_exception(
                 StorageError(
                     f"Cannot open the index ({type(exc).__name__}: {exc}). Check the server "
-                    "log, then rebuild it with `paperchat ingest` if it is damaged."
+                    "log, then rebuild it with `paperchat ingest --rebuild` if it is damaged."
                 )
             )
             return
         future.set_result(assistant)
         assistant.index.embeddings.start_loading()
 
-    def start() -> None:
-        if started.acquire(blocking=False):  # never released: the work runs once
-            threading.Thread(target=work, name="paperchat-open", daemon=True).start()
-
-    return future, summary, start
+    def result(self) -> Any:
+        self.start()
+        with self._guard:
+            future = self._future
+        assert future is not None
+        try:
+            return future.result()
+        except PaperchatError:
+            with self._guard:
+                if self._future is future:
+                    self._future = None  # the next question tries again
+            raise
