@@ -33,7 +33,7 @@ from rag import prompts
 from rag.citations import CitationStream, check_citations
 from rag.errors import LLMError
 from rag.metadata import byline
-from rag.retrieve import Retrieval, contextualize
+from rag.retrieve import Retrieval
 from rag.settings import Settings
 from rag.text import split_sentences, stems
 from rag.types import Answer, Hit, Rejected, Turn
@@ -139,9 +139,10 @@ class LLMAnswerer:
         )
 
     # -- follow-up rewriting ---------------------------------------------------------------------
-    def standalone_question(self, question: str, history: Sequence[Turn]) -> str:
+    def standalone_question(self, question: str, history: Sequence[Turn]) -> str | None:
         """The retrieval query for `question`: with a conversation, the model rewrites it into
-        a standalone question naming what it refers to; without one, the question itself."""
+        a standalone question naming what it refers to; without one, the question itself.
+        None when the model's rewrite is not usable: retrieve as without an LLM then."""
         if not history:
             return question
         chain = self._rewrite_prompt | self.model
@@ -152,7 +153,7 @@ class LLMAnswerer:
         # put the model's own claims into the search; the rule-based handling is used then.
         if rewritten and usable_rewrite(rewritten, question, history):
             return rewritten
-        return contextualize(question, history)
+        return None
 
     # -- answering -------------------------------------------------------------------------------
     def stream(

@@ -203,8 +203,9 @@ class Assistant:
         if resolved == "llm" and history:
             # The LLM rewrites a follow-up into a standalone question before retrieval.
             try:
-                query = self._llm_answerer().standalone_question(question, history)
-                query_history = ()
+                rewritten = self._llm_answerer().standalone_question(question, history)
+                if rewritten is not None:
+                    query, query_history = rewritten, ()
                 rewrite_ms["rewrite"] = (time.perf_counter() - start) * 1000
             except PaperchatError as exc:
                 note = f"{exc} Showing the extractive answer instead."
