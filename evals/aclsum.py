@@ -25,7 +25,7 @@ CORPUS_FILE = "aclsum-corpus.jsonl"
 SET_FILE = "aclsum.jsonl"
 
 
-def _detokenize(sentences: list[str]) -> str:
+def detokenize(sentences: list[str]) -> str:
     """ACLSum's sentences are space-tokenised ("MT ( SMT ) ."): undo the spaces it added."""
     text = " ".join(sentences)
     text = re.sub(r"\s+([.,;:!?%)\]])", r"\1", text)
@@ -51,7 +51,7 @@ def convert(out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     papers, questions = [], []
     for doc in _documents():
-        abstract = _detokenize(doc.sentences["abstract"])
+        abstract = detokenize(doc.sentences["abstract"])
         if not abstract:
             continue
         papers.append(

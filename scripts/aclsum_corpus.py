@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from evals.aclsum import detokenize
+
 # The letter of an old-style Anthology id (P06-1112) names the venue.
 OLD_VENUES = {
     "P": "ACL", "N": "NAACL", "D": "EMNLP", "E": "EACL", "C": "COLING", "Q": "TACL",
@@ -24,15 +26,6 @@ OLD_VENUES = {
     "I": "IJCNLP", "L": "LREC",
 }
 JOURNALS = {"TACL", "CL", "Computational Linguistics"}
-
-
-def detokenize(sentences: list[str]) -> str:
-    """ACLSum's sentences are space-tokenised ("MT ( SMT ) ."): undo the spaces it added."""
-    text = " ".join(sentences)
-    text = re.sub(r"\s+([.,;:!?%)\]])", r"\1", text)
-    text = re.sub(r"([(\[])\s+", r"\1", text)
-    text = re.sub(r"\s+(n't|'s|'re|'ve|'ll|'d)\b", r"\1", text)
-    return re.sub(r"\s{2,}", " ", text).strip()
 
 
 def year_and_venue(anthology_id: str) -> tuple[str, str]:

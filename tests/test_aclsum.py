@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from evals.aclsum import _detokenize, convert
+from evals.aclsum import convert, detokenize
 from evals.sets import load_set
 from rag.corpus import load_corpus
 
 
 def test_detokenize_undoes_the_datasets_spacing() -> None:
-    text = _detokenize(["Machine Translation ( MT ) does n't scale , they say .", "It 's 5 % ."])
+    text = detokenize(["Machine Translation ( MT ) does n't scale , they say .", "It 's 5 % ."])
     assert text == "Machine Translation (MT) doesn't scale, they say. It's 5%."
 
 
