@@ -29,7 +29,7 @@ from bibtexparser.middlewares import (
 from bibtexparser.model import DuplicateBlockKeyBlock, Entry, Field
 from pylatexenc.latex2text import LatexNodes2Text
 
-from rag.corpus import SourceRead, make_paper
+from rag.corpus import SourceRead, make_paper, skipped_without_abstract
 from rag.errors import CorpusError
 from rag.metadata import citation_key
 from rag.types import Paper
@@ -141,13 +141,7 @@ def read_bibtex(
             )
         )
     if no_abstract:
-        shown = ", ".join(no_abstract[:10]) + (
-            f" and {len(no_abstract) - 10} more" if len(no_abstract) > 10 else ""
-        )
-        read.skipped.append(
-            f"{path.name}: skipped {len(no_abstract)} entr"
-            f"{'ies' if len(no_abstract) != 1 else 'y'} without an abstract: {shown}"
-        )
+        read.skipped.append(skipped_without_abstract(path, no_abstract, "entry", "entries"))
     return read
 
 

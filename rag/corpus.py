@@ -400,6 +400,15 @@ def expand_paths(paths: Iterable[Path], notes: list[str] | None = None) -> list[
     return files
 
 
+def skipped_without_abstract(path: Path, labels: list[str], noun: str, plural: str) -> str:
+    """The note for entries a reader left out for having no abstract, naming up to ten."""
+    shown = ", ".join(labels[:10]) + (f" and {len(labels) - 10} more" if len(labels) > 10 else "")
+    return (
+        f"{path.name}: skipped {len(labels)} {noun if len(labels) == 1 else plural} "
+        f"without an abstract: {shown}"
+    )
+
+
 def _not_regular(path: Path) -> str:
     return f"skipped {path}: not a regular file (a pipe, device or socket)"
 

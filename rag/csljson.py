@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rag.corpus import SourceRead, make_paper
+from rag.corpus import SourceRead, make_paper, skipped_without_abstract
 from rag.errors import CorpusError
 from rag.metadata import normalize_arxiv_id
 
@@ -115,9 +115,5 @@ def read_csl_json(
             continue
         read.papers.append(paper)
     if no_abstract:
-        read.skipped.append(
-            f"{path.name}: skipped {len(no_abstract)} item{'s' if len(no_abstract) != 1 else ''}"
-            f" without an abstract: {', '.join(no_abstract[:10])}"
-            + (f" and {len(no_abstract) - 10} more" if len(no_abstract) > 10 else "")
-        )
+        read.skipped.append(skipped_without_abstract(path, no_abstract, "item", "items"))
     return read

@@ -14,7 +14,7 @@ from typing import Any
 
 import rispy
 
-from rag.corpus import SourceRead, make_paper
+from rag.corpus import SourceRead, make_paper, skipped_without_abstract
 from rag.errors import CorpusError
 
 _TAG = re.compile(r"^([A-Z][A-Z0-9])  -( |$)")
@@ -106,9 +106,5 @@ def read_ris(
             )
         )
     if no_abstract:
-        read.skipped.append(
-            f"{path.name}: skipped {len(no_abstract)} record{'s' if len(no_abstract) != 1 else ''}"
-            f" without an abstract: {', '.join(no_abstract[:10])}"
-            + (f" and {len(no_abstract) - 10} more" if len(no_abstract) > 10 else "")
-        )
+        read.skipped.append(skipped_without_abstract(path, no_abstract, "record", "records"))
     return read
