@@ -869,6 +869,16 @@ def summary_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def register(sub: Any) -> None:
+    """`paperchat bench`, for the "paperchat.commands" entry-point group."""
+    from rag.cli import settings_from_args, storage_options
+
+    def run(args: argparse.Namespace) -> int:
+        return int(run_bench_command(args, settings_from_args(args)))
+
+    add_bench_parser(sub, storage_options, run)
+
+
 def _worker_main(argv: Sequence[str]) -> int:
     spec = json.loads(argv[1])
     result = WORKERS[spec["kind"]](spec)

@@ -271,3 +271,13 @@ def run_eval_command(args: argparse.Namespace, settings: Any) -> int:
         direction = "max" if failure.split(" ")[0] in LOWER_IS_BETTER else "min"
         print(f"paperchat eval: FAIL ({direction}): {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def register(sub: Any) -> None:
+    """`paperchat eval`, for the "paperchat.commands" entry-point group."""
+    from rag.cli import settings_from_args, storage_options
+
+    def run(args: argparse.Namespace) -> int:
+        return int(run_eval_command(args, settings_from_args(args)))
+
+    add_eval_parser(sub, storage_options, run)

@@ -1,4 +1,6 @@
-"""`paperchat` command line. ui/ and evals/ are imported inside their subcommands only."""
+"""`paperchat` command line: the library's commands (ingest, ask) and those that front ends
+register in the "paperchat.commands" entry-point group (ui/: serve, mcp; evals/: eval, bench).
+Nothing here imports ui/ or evals/."""
 
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ def setting_int(group: str, name: str) -> Callable[[str], int]:
     return parse
 
 
-def _settings(args: argparse.Namespace) -> Any:
+def settings_from_args(args: argparse.Namespace) -> Any:
     from pydantic import ValidationError
 
     from rag.errors import InputError
@@ -78,7 +80,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from rag.errors import InputError
     from rag.pipeline import Assistant, read_papers, rebuild
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     from_arxiv = bool(args.arxiv or args.arxiv_id)
     if from_arxiv and (args.paths or args.rebuild):
         raise InputError(
@@ -140,7 +142,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def _open_assistant(args: argparse.Namespace) -> Any:
     from rag.embeddings import LocalEmbeddings
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     # The model loads in a thread while chromadb is imported and the index opened: ONNX
     # Runtime builds its session without holding the GIL, so on 2 cores the two overlap
     # (the model is most of a cold `ask` after the imports).
@@ -165,7 +167,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from rag.types import Answer, Rejected
 
     # Before the index opens: a bad question or history file is the first thing to fix.
-    validate_question(args.question, _settings(args).answer.max_question_chars)
+    validate_question(args.question, settings_from_args(args).answer.max_question_chars)
     history = load_history(Path(args.history)) if args.history else []
     assistant = _open_assistant(args)
     answer: Answer | None = None
@@ -201,46 +203,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from ui.app import serve
-
-    settings = _settings(args)
-    if args.host:
-        settings.ui.host = args.host
-    if args.port:
-        settings.ui.port = args.port
-    serve(settings)
-    return 0
-
-
-def cmd_mcp(args: argparse.Namespace) -> int:
-    from ui.handlers import parse_auth
-    from ui.mcp_server import run_http, run_stdio
-
-    settings = _settings(args)
-    if args.host:
-        settings.ui.host = args.host
-    parse_auth(settings.auth.get_secret_value() if settings.auth else None)  # fail fast
-    if args.http:
-        run_http(settings, args.port)
-    else:
-        run_stdio(settings)
-    return 0
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    from evals.cli import run_eval_command
-
-    return int(run_eval_command(args, _settings(args)))
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from evals.bench import run_bench_command
-
-    return int(run_bench_command(args, _settings(args)))
-
-
-def _storage_options(parser: argparse.ArgumentParser) -> None:
+def storage_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
         metavar="DIR",
@@ -254,7 +217,7 @@ def _storage_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _llm_options(parser: argparse.ArgumentParser) -> None:
+def llm_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--llm-model",
         metavar="NAME",
@@ -269,12 +232,21 @@ def _llm_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-# The library's own commands: their parsers need nothing from evals/, whose import (numpy,
-# the corpus reader, report code) would otherwise be paid by every cold `paperchat ask`.
-CORE_COMMANDS = ("ingest", "ask", "serve")
+# The library's own commands: a cold `paperchat ask` loads no front end's module.
+CORE_COMMANDS = ("ingest", "ask")
+COMMANDS_GROUP = "paperchat.commands"
 
 
-def build_parser(*, with_evals: bool = True) -> argparse.ArgumentParser:
+def _command_entry_points(only: str | None) -> list[Any]:
+    """The registered command plugins; with `only`, just the one of that name."""
+    from importlib.metadata import entry_points
+
+    found = sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name)
+    return [e for e in found if only is None or e.name == only]
+
+
+def build_parser(*, only: str | None = None) -> argparse.ArgumentParser:
+    """All commands; with `only` (a command's name), the core ones plus that plugin alone."""
     parser = argparse.ArgumentParser(
         prog="paperchat",
         description="Answer questions about research papers from their abstracts, with citations.",
@@ -320,7 +292,7 @@ def build_parser(*, with_evals: bool = True) -> argparse.ArgumentParser:
         metavar="ID",
         help="fetch these arXiv papers, e.g. 2401.12345 2312.00001 (needs network access)",
     )
-    _storage_options(ingest)
+    storage_options(ingest)
     ingest.add_argument(
         "--rebuild",
         action="store_true",
@@ -341,7 +313,7 @@ def build_parser(*, with_evals: bool = True) -> argparse.ArgumentParser:
         description="Answer a question from the indexed abstracts, citing the papers used.",
     )
     ask.add_argument("question", help="the question, in plain language")
-    _storage_options(ask)
+    storage_options(ask)
     ask.add_argument(
         "--k", type=setting_int("retrieval", "k"), metavar="N",
         help="papers to retrieve, 1 to 20 (default 5)",
@@ -364,7 +336,7 @@ def build_parser(*, with_evals: bool = True) -> argparse.ArgumentParser:
         "one sentence by sentence (as the web chat shows it). An extractive answer is composed "
         "a few milliseconds after retrieval, so its sentences follow each other closely",
     )
-    _llm_options(ask)
+    llm_options(ask)
     ask.add_argument(
         "--json",
         action="store_true",
@@ -378,48 +350,10 @@ def build_parser(*, with_evals: bool = True) -> argparse.ArgumentParser:
     )
     ask.set_defaults(func=cmd_ask)
 
-    serve = sub.add_parser(
-        "serve",
-        help="start the web chat",
-        description="Start the web chat (building the index from the bundled corpus on first run). "
-        "Binds 127.0.0.1 by default and never creates a public link; PAPERCHAT_AUTH=user:password "
-        "turns on login.",
-    )
-    serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=setting_int("ui", "port"), help="port (default 7860)")
-    _storage_options(serve)
-    _llm_options(serve)
-    serve.set_defaults(func=cmd_serve)
-
-    mcp = sub.add_parser(
-        "mcp",
-        help="serve the Model Context Protocol (tools for agents and desktop clients)",
-        description="Serve paperchat's tools (search_papers, get_paper, ask, list_sources) over "
-        "the Model Context Protocol: on stdin/stdout for clients that start it, or over "
-        "streamable HTTP at http://HOST:PORT/mcp with --http. Over HTTP, PAPERCHAT_AUTH or "
-        "PAPERCHAT_API_TOKEN makes every request need credentials (see docs/integrations.md).",
-    )
-    mcp.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
-    mcp.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
-    mcp.add_argument("--host", help="HTTP interface to bind (default 127.0.0.1)")
-    _storage_options(mcp)
-    _llm_options(mcp)
-    mcp.set_defaults(func=cmd_mcp)
-
-    if not with_evals:
-        return parser
-    try:
-        from evals.cli import add_eval_parser
-
-        add_eval_parser(sub, _storage_options, cmd_eval)
-    except ImportError:
-        pass
-    try:
-        from evals.bench import add_bench_parser
-
-        add_bench_parser(sub, _storage_options, cmd_bench)
-    except ImportError:
-        pass
+    # Front ends add their own commands (serve, mcp, eval, bench) through the
+    # "paperchat.commands" entry-point group, as llm's plugins do: rag/ knows none of them.
+    for entry in _command_entry_points(only):
+        entry.load()(sub)
     return parser
 
 
@@ -427,7 +361,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     words = list(sys.argv[1:] if argv is None else argv)
     command = next((w for w in words if not w.startswith("-")), None)
-    args = build_parser(with_evals=command not in CORE_COMMANDS).parse_args(words)
+    if command in CORE_COMMANDS:
+        only: str | None = ""  # no plugin
+    else:  # one plugin's command, or every command (for --help and for typos)
+        names = {e.name for e in _command_entry_points(None)}
+        only = command if command in names else None
+    args = build_parser(only=only).parse_args(words)
     try:
         return int(args.func(args))
     except PaperchatError as exc:
