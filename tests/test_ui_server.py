@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -185,7 +186,8 @@ def test_paperchat_serve_answers_once_the_model_has_loaded(
     finally:
         server.terminate()
         server.wait(timeout=30)
-    assert server.returncode is not None
+    # It stopped because it was asked to (SIGTERM, or a clean exit on it), not by crashing.
+    assert server.returncode in (0, -signal.SIGTERM, 128 + signal.SIGTERM), server.returncode
 
 
 def test_gradio_is_imported_without_regenerating_its_stubs() -> None:
