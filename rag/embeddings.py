@@ -8,7 +8,6 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,25 +21,10 @@ from rag.settings import EmbeddingSettings
 if TYPE_CHECKING:  # imported for real only by an ingest that uses worker processes
     from rag.encoder_processes import EncoderProcesses
 
-# Re-exported: the rest of paperchat imports them from here.
+# Re-exported for callers of the LangChain face.
 MAX_MODEL_TOKENS = model_files.MAX_MODEL_TOKENS
 bundled_model_path = model_files.bundled_model_path
-
-
-@lru_cache(maxsize=1)
-def _tokenizer() -> Any:
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(bundled_model_path() / "tokenizer.json"))
-    # The shipped tokenizer pads to 128; counting needs the bare length.
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
-    return tokenizer
-
-
-def count_tokens(text: str) -> int:
-    """Word-piece tokens the model sees for `text`, without special tokens."""
-    return len(_tokenizer().encode(text, add_special_tokens=False).ids)
+count_tokens = model_files.count_tokens
 
 
 class TorchEncoder:

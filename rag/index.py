@@ -34,9 +34,10 @@ from typing import Any
 import numpy as np
 
 from rag.corpus import ID_SCHEME, content_hash, paper_id
-from rag.embeddings import LocalEmbeddings, _tokenizer, count_tokens
+from rag.embeddings import LocalEmbeddings
 from rag.errors import IndexBusyError, IndexMissingError, PaperchatError, StorageError
 from rag.lexical import LexicalIndex, lexical_path
+from rag.model_files import count_tokens, tokenizer
 from rag.settings import Settings
 from rag.text import split_sentences
 from rag.types import Chunk, CorpusSummary, IngestReport, Paper
@@ -104,7 +105,7 @@ def chunk_texts(abstract: str, refs: Sequence[ChunkRef]) -> list[str]:
 
 def _count_all(sentences: list[str]) -> list[int]:
     # One tokenizer call per abstract, not per sentence: a tenth of chunking time at 100k.
-    encoded = _tokenizer().encode_batch(sentences, add_special_tokens=False)
+    encoded = tokenizer().encode_batch(sentences, add_special_tokens=False)
     return [len(e.ids) for e in encoded]
 
 

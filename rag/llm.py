@@ -290,7 +290,7 @@ class LLMAnswerer:
     def _prompt_tokens(self, inputs: dict[str, Any]) -> int:
         """The prompt's size in tokens, estimated with the bundled model's tokenizer plus a
         margin (chat models' tokenizers differ; they split about as finely on English)."""
-        from rag.embeddings import count_tokens
+        from rag.model_files import count_tokens
 
         messages = self._answer_prompt.format_messages(**inputs)
         text = "\n".join(_text_of(m.content) for m in messages)
