@@ -374,6 +374,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("paperchat: interrupted; re-run the same command to resume.", file=sys.stderr)
+        if argv is None:
+            # Leave at once, as a kill would (an ingest is built to survive one): Python's exit
+            # joins the embedding pool's threads, which can wait on workers that were just
+            # stopped mid-start (a Ctrl-C'd ingest hung in about 1 run in 4).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         return 130
     except Exception as exc:  # a bug: one line on screen, the traceback in a file
         where = _save_traceback()
