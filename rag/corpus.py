@@ -240,9 +240,7 @@ FORMATS = {
 }
 
 
-def _jsonl_paper(
-    path: Path, number: int, line: str, search_url_template: str
-) -> Paper:
+def _jsonl_paper(path: Path, number: int, line: str, search_url_template: str) -> Paper:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -383,7 +381,9 @@ def expand_paths(paths: Iterable[Path], notes: list[str] | None = None) -> list[
         if path.is_dir():
             candidates = sorted(p for p in path.iterdir() if p.suffix.lower() in READABLE_SUFFIXES)
             found = [p for p in candidates if p.is_file()]
-            skipped.extend(_not_regular(p) for p in candidates if not p.is_file() and not p.is_dir())
+            skipped.extend(
+                _not_regular(p) for p in candidates if not p.is_file() and not p.is_dir()
+            )
             if not found:
                 raise CorpusError(
                     f"{path} holds no readable corpus files ({', '.join(READABLE_SUFFIXES)})."

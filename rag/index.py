@@ -25,7 +25,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.chunk_vectors import ChunkVectors, chunk_vectors_path
 from rag.corpus import ID_SCHEME, content_hash, paper_id
 from rag.embeddings import LocalEmbeddings
 from rag.errors import IndexBusyError, IndexMissingError, PaperchatError, StorageError
@@ -48,6 +49,8 @@ _GET_PAGE = 2000
 _BYTES_PER_CHUNK = 8 * 1024
 # Stamp of an ingest in progress (or one that died): readers keep what they have meanwhile.
 WRITING = "writing-"
+# Held while a process opens the local store or writes vectors (see _vector_files_lock).
+VECTOR_FILES_LOCK = ".vectors.lock"
 # How often a long-running reader asks the store whether the index changed.
 DEFAULT_REFRESH_S = 30.0
 
@@ -190,10 +193,38 @@ def _storage_errors(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+@contextlib.contextmanager
+def _vector_files_lock(db: Path) -> Iterator[None]:
+    """One process at a time may touch the local vector files.
+
+    Chroma's local mode is not process-safe: besides an ingest's writes, every process that
+    opens the directory replays the store's pending log into its copy of the HNSW graphs
+    and saves them (measured: a plain `paperchat ask` rewrites both graph files). A server
+    that loaded the graphs while another process was saving them answered from torn files
+    (a paper ranked first by BM25 was missing from the dense results), or died in native
+    code. So opening (with its replay) and each write batch take this short lock; the
+    reads in between need none. An ingest holds it per batch, not per run: a server
+    started mid-ingest waits for one batch, not the whole ingest.
+    """
+    try:
+        handle = (db / VECTOR_FILES_LOCK).open("a+")
+    except OSError:
+        yield  # a read-only directory: no process can write the files either
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _is_connection_error(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, ConnectionError) or type(seen).__module__.startswith(("httpx", "httpcore")):
+        if isinstance(seen, ConnectionError) or type(seen).__module__.startswith(
+            ("httpx", "httpcore")
+        ):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -207,6 +238,10 @@ def _page(store: _Store, offset: int) -> Any:
     return store.papers.get(limit=_GET_PAGE, offset=offset, include=["documents", "metadatas"])
 
 
+def _chunk_page(store: _Store, offset: int) -> Any:
+    return store.chunks.get(limit=_GET_PAGE, offset=offset, include=["embeddings", "metadatas"])
+
+
 def _new_stamp() -> str:
     return f"{time.time():.6f}-{uuid.uuid4().hex[:8]}"
 
@@ -216,6 +251,18 @@ class DenseMatch:
     paper_id: str
     score: float
     chunks: list[ChunkRef]
+
+
+def _by_paper(chunks: Iterable[tuple[str, float, ChunkRef]]) -> list[DenseMatch]:
+    """Chunks (paper id, cosine, ref) grouped by paper, best chunk score first."""
+    by_paper: dict[str, DenseMatch] = {}
+    for pid, score, ref in chunks:
+        match = by_paper.get(pid)
+        if match is None:
+            by_paper[pid] = DenseMatch(pid, score, [ref])
+        else:
+            match.chunks.append(ref)
+    return sorted(by_paper.values(), key=lambda m: m.score, reverse=True)
 
 
 @dataclass
@@ -273,6 +320,9 @@ class PaperIndex:
         self._lexical_guard = threading.Lock()
         self._checked_at = time.monotonic()
         self._lexical_path = lexical_path(settings)
+        self._exact: ChunkVectors | None = None
+        self._exact_guard = threading.Lock()
+        self._exact_path = chunk_vectors_path(settings)
         self._store_guard = threading.Lock()
         self._db: _Store
         if settings.chroma_url:
@@ -311,22 +361,38 @@ class PaperIndex:
         """A client and the two collections. `fresh`: a new Chroma instance for the local
         directory, which reads the files as another process left them (chromadb shares one
         instance per path in a process, and an instance keeps the vectors it loaded)."""
+        if self.settings.chroma_url:
+            client = self._http_client(chromadb, self.settings.chroma_url)
+            return self._collections(client, create=create, system=None)
+        with self._vector_files():
+            return self._connect_local(chromadb, create=create, fresh=fresh)
+
+    def _connect_local(self, chromadb: Any, *, create: bool, fresh: bool) -> _Store:
+        path = str(self.settings.resolved_db_dir)
+        cache = _chroma_instances() if fresh else None
+        if cache is not None:
+            # Dropping the cached instance makes the next client start its own; the old
+            # one goes on serving whoever holds it (reads in flight, other handles).
+            cache.pop(path, None)
+        client = chromadb.PersistentClient(path=path, settings=chroma_settings())
+        # ...and this one stays private, so retiring it can stop it.
+        system = cache.pop(path, None) if cache is not None else None
+        store = self._collections(client, create=create, system=system)
+        # The first read of each collection replays Chroma's log and saves the graphs: done
+        # here, inside the lock, so later reads never write.
+        store.chunks.count()
+        store.papers.count()
+        return store
+
+    def _vector_files(self) -> contextlib.AbstractContextManager[None]:
+        if self.settings.chroma_url:
+            return contextlib.nullcontext()  # a server serialises its own files
+        return _vector_files_lock(self.settings.resolved_db_dir)
+
+    def _collections(self, client: Any, *, create: bool, system: Any) -> _Store:
         settings = self.settings
         name = settings.index.collection
-        system = None
-        if settings.chroma_url:
-            client = self._http_client(chromadb, settings.chroma_url)
-        else:
-            path = str(settings.resolved_db_dir)
-            cache = _chroma_instances() if fresh else None
-            if cache is not None:
-                # Dropping the cached instance makes the next client start its own; the old
-                # one goes on serving whoever holds it (reads in flight, other handles).
-                cache.pop(path, None)
-            client = chromadb.PersistentClient(path=path, settings=chroma_settings())
-            if cache is not None:
-                # ...and this one stays private, so retiring it can stop it.
-                system = cache.pop(path, None)
+
         def get(**kwargs: Any) -> Any:
             if create:
                 return client.get_or_create_collection(**kwargs)
@@ -572,15 +638,14 @@ class PaperIndex:
             for new, olds in moves.items():
                 # Two old records with one new id (e.g. "ﬁnd" and "find"): keep the longer.
                 keep = max(olds, key=lambda old: old[1])[0]
-                self._move_paper(keep, new, [old for old, _ in olds])
+                with self._vector_files():
+                    self._move_paper(keep, new, [old for old, _ in olds])
             self._update_metadata(id_scheme=ID_SCHEME)
             return sum(len(olds) for olds in moves.values())
 
     def _move_paper(self, old: str, new: str, drop: list[str]) -> None:
         record = self._papers.get(ids=[old], include=["documents", "metadatas", "embeddings"])
-        chunks = self._chunks.get(
-            where={"paper_id": old}, include=["metadatas", "embeddings"]
-        )
+        chunks = self._chunks.get(where={"paper_id": old}, include=["metadatas", "embeddings"])
         if chunks["ids"]:
             metas = [{**dict(m or {}), "paper_id": new} for m in chunks["metadatas"] or []]
             self._chunks.upsert(
@@ -659,7 +724,9 @@ class PaperIndex:
         """
         groups = self._batches(papers)
         ahead = [group for group in (next(groups, None), next(groups, None)) if group]
-        parallel = self.embeddings.worker_processes() if len(ahead) > 1 else contextlib.nullcontext()
+        parallel = (
+            self.embeddings.worker_processes() if len(ahead) > 1 else contextlib.nullcontext()
+        )
         with parallel:
             queued: collections.deque[_Embedding] = collections.deque()
             for group, chunks in itertools.chain(ahead, groups):
@@ -689,6 +756,12 @@ class PaperIndex:
         papers, chunks = embedding.papers, embedding.chunks
         self._check_room(sum(len(cs) for cs in chunks))
         vectors = embedding.vectors(on_progress)
+        with self._vector_files():
+            self._write(papers, chunks, vectors, stored)
+
+    def _write(
+        self, papers: list[Paper], chunks: list[list[Chunk]], vectors: np.ndarray, stored: set[str]
+    ) -> None:
         replace = [p.id for p in papers if p.id in stored]
         if replace:
             self._chunks.delete(where={"paper_id": {"$in": replace}})
@@ -738,9 +811,11 @@ class PaperIndex:
     def _metadata(self) -> dict[str, Any]:
         # Asked afresh every time: the stamp is how other processes' writes become visible.
         meta = self._read(
-            lambda store: store.client.get_collection(
-                name=store.papers.name, embedding_function=None
-            ).metadata
+            lambda store: (
+                store.client.get_collection(
+                    name=store.papers.name, embedding_function=None
+                ).metadata
+            )
         )
         return dict(meta or {})
 
@@ -762,6 +837,15 @@ class PaperIndex:
             and lexical.generation == generation
             and len(lexical.ids) == self._papers.count()
         )
+
+    def _usable(self, lexical: LexicalIndex) -> bool:
+        """A saved BM25 file a reader may start from: the store's current one, or, while an
+        ingest writes, the last finished one (every paper it names is still stored, and
+        the graphs being written are not read: see rag.chunk_vectors)."""
+        generation = self._generation()
+        if generation.startswith(WRITING) and not lexical.generation.startswith(WRITING):
+            return True
+        return self._agrees(lexical, generation)
 
     def _lexical_current(self) -> bool:
         return self._agrees(LexicalIndex.load(self._lexical_path), self._generation())
@@ -785,6 +869,12 @@ class PaperIndex:
         lexical = LexicalIndex.from_papers(self.all_papers(), generation)
         try:
             lexical.save(self._lexical_path)
+            if stamp:
+                exact = self._build_exact(generation)
+                if exact is not None:
+                    exact.save(self._exact_path)
+                else:
+                    self._exact_path.unlink(missing_ok=True)
         except OSError:
             if stamp:
                 raise
@@ -805,7 +895,7 @@ class PaperIndex:
             lexical = self._lexical
             if lexical is None:
                 lexical = LexicalIndex.load(self._lexical_path)
-                if lexical is None or not self._agrees(lexical, self._generation()):
+                if lexical is None or not self._usable(lexical):
                     lexical = self.rebuild_lexical()
                 self._lexical = lexical
             return lexical
@@ -883,8 +973,48 @@ class PaperIndex:
         """Paper count, source files and a few titles, kept with (and as current as) BM25."""
         return self.lexical.summary
 
+    def _build_exact(self, generation: str) -> ChunkVectors | None:
+        """Every chunk vector, read by id (not by graph search); None above the size where
+        an exact search is cheap, or for an index whose chunks do not record their span."""
+        limit = self.settings.index.exact_search_max_chunks
+        total = int(self._read(lambda store: store.chunks.count()))
+        if total > limit:
+            return None
+        rows: list[tuple[str, tuple[int, int], np.ndarray]] = []
+        for offset in range(0, total, _GET_PAGE):
+            got = self._read(functools.partial(_chunk_page, offset=offset))
+            for meta, vector in zip(got["metadatas"] or [], got["embeddings"], strict=False):
+                if not meta or "first" not in meta:
+                    return None  # written before chunks recorded their sentences
+                span = (int(meta["first"]), int(meta["last"]))
+                rows.append((str(meta["paper_id"]), span, np.asarray(vector, dtype=np.float32)))
+        return ChunkVectors.build(generation, rows)
+
+    def _exact_vectors(self) -> ChunkVectors | None:
+        """The exact-search copy of the BM25 index's generation, or None (graph search)."""
+        generation = self.lexical.generation
+        current = self._exact
+        if current is not None and current.generation == generation:
+            return current
+        with self._exact_guard:
+            if self._exact is not None and self._exact.generation == generation:
+                return self._exact
+            exact = ChunkVectors.load(self._exact_path)
+            if exact is None or exact.generation != generation:
+                # An index from before this file, or one being written: built from the
+                # store, and saved only when it is the store's current generation.
+                exact = None if generation.startswith(WRITING) else self._build_exact(generation)
+                if exact is not None and generation == self._generation():
+                    with contextlib.suppress(OSError):  # a read-only index still answers
+                        exact.save(self._exact_path)
+            self._exact = exact
+            return exact
+
     def dense(self, vector: np.ndarray, n_chunks: int) -> list[DenseMatch]:
         """Papers of the nearest chunks, best chunk score first (cosine similarity)."""
+        exact = self._exact_vectors()
+        if exact is not None:
+            return _by_paper(exact.nearest(vector, n_chunks))
         # No count() first: Chroma returns what there is (none for an empty index), and
         # counting 434k chunks cost 21 ms of a 50 ms question at 100k papers.
         got = self._read(
@@ -894,19 +1024,16 @@ class PaperIndex:
                 include=["documents", "metadatas", "distances"],
             )
         )
-        by_paper: dict[str, DenseMatch] = {}
-        for doc, meta, dist in zip(
-            got["documents"][0], got["metadatas"][0], got["distances"][0], strict=False
-        ):
-            pid = str(meta["paper_id"])
-            score = 1.0 - float(dist)
-            ref: ChunkRef = doc if doc is not None else (int(meta["first"]), int(meta["last"]))
-            match = by_paper.get(pid)
-            if match is None:
-                by_paper[pid] = DenseMatch(pid, score, [ref])
-            else:
-                match.chunks.append(ref)
-        return sorted(by_paper.values(), key=lambda m: m.score, reverse=True)
+        return _by_paper(
+            (
+                str(meta["paper_id"]),
+                1.0 - float(dist),
+                doc if doc is not None else (int(meta["first"]), int(meta["last"])),
+            )
+            for doc, meta, dist in zip(
+                got["documents"][0], got["metadatas"][0], got["distances"][0], strict=False
+            )
+        )
 
     def same_papers(self, papers: Sequence[Paper]) -> list[Paper]:
         """Stored papers that may be copies of `papers`: same id, DOI or arXiv id."""

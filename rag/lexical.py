@@ -119,9 +119,9 @@ class LexicalIndex:
             self.doc_freq,
             self.summary,
         )
-        _atomic_write(path, lambda handle: pickle.dump(fields, handle))
+        atomic_write(path, lambda handle: pickle.dump(fields, handle))
         summary = json.dumps({"generation": self.generation, **self.summary.to_json()})
-        _atomic_write(path.with_name(SUMMARY_FILE), lambda handle: handle.write(summary.encode()))
+        atomic_write(path.with_name(SUMMARY_FILE), lambda handle: handle.write(summary.encode()))
 
     @classmethod
     def load(cls, path: Path) -> LexicalIndex | None:
@@ -168,7 +168,7 @@ def saved_summary(settings: Settings) -> CorpusSummary | None:
     return LexicalIndex.saved_summary(lexical_path(settings))
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Temp file in the same folder, fsync, rename: readers see the old file or the new."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", dir=path.parent)

@@ -76,10 +76,7 @@ def cache_key(model_dir: Path, quantize: bool = True) -> str:
 
 
 def _package_versions() -> str:
-    return ";".join(
-        f"{package}={importlib.metadata.version(package)}"
-        for package in _KEY_PACKAGES
-    )
+    return ";".join(f"{package}={importlib.metadata.version(package)}" for package in _KEY_PACKAGES)
 
 
 def remembered_cache_key(model_dir: Path, quantize: bool, root: Path) -> str:

@@ -70,6 +70,13 @@ class IndexSettings(BaseSettings):
         "nearest neighbours and slower. Applied when the index is created and by each ingest "
         "that writes papers.",
     )
+    exact_search_max_chunks: int = Field(
+        default=100_000,
+        ge=0,
+        description="Up to this many chunks, questions search every chunk vector exactly (a "
+        "copy beside the BM25 file, about 1.5 KB per chunk in memory) instead of Chroma's "
+        "approximate graph; 0 always uses the graph. See rag/chunk_vectors.py for why.",
+    )
     collection: str = Field(default="paperchat", description="Chroma collection name prefix.")
     min_free_mb: int = Field(
         default=64,
@@ -171,9 +178,12 @@ class AnswerSettings(BaseSettings):
         default=MAX_QUESTION_CHARS, ge=10, description="Longest question accepted, in characters."
     )
     max_sentences: int = Field(
-        default=2, ge=1, le=12, description="Most abstract sentences in a one-paper extractive "
+        default=2,
+        ge=1,
+        le=12,
+        description="Most abstract sentences in a one-paper extractive "
         "answer (a sentence beyond the first must answer another part of the question); "
-        "several papers get one line each."
+        "several papers get one line each.",
     )
 
 
@@ -238,15 +248,15 @@ class ArxivSettings(BaseSettings):
     delay_s: float = Field(
         default=3.0, ge=0.0, description="Seconds between arXiv API requests (arXiv asks for 3)."
     )
-    page_size: int = Field(
-        default=100, ge=1, le=2000, description="Results per arXiv API request."
-    )
+    page_size: int = Field(default=100, ge=1, le=2000, description="Results per arXiv API request.")
     retries: int = Field(
         default=3, ge=0, le=10, description="Retries of a failed arXiv API request."
     )
     max_results: int = Field(
-        default=50, ge=1, le=10000, description="Papers an `ingest --arxiv` query fetches "
-        "unless --max says otherwise."
+        default=50,
+        ge=1,
+        le=10000,
+        description="Papers an `ingest --arxiv` query fetches unless --max says otherwise.",
     )
     api_url: str = Field(
         default="https://export.arxiv.org/api/query",
