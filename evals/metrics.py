@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
+
 from rag.corpus import normalize_title
 from rag.text import content_words
 
@@ -174,14 +176,10 @@ def aggregate(per_question: Sequence[Mapping[str, float | None]]) -> dict[str, f
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear-interpolated percentile (numpy's default), without needing numpy here."""
+    """numpy's linearly interpolated q-th percentile (0-100); None when there are no values."""
     if not values:
         return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
 
 
 def shortfalls(

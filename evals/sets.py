@@ -9,7 +9,6 @@ into a silently wrong score.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from rag.corpus import normalize_title
 from rag.errors import EvalSetError, InputError
 from rag.inputs import parse_history
+from rag.textfiles import read_json_lines
 from rag.types import Turn
 
 # "summary": a human-written summary used as the query (the external ACLSum set).
@@ -110,31 +110,19 @@ def load_set(path: Path) -> EvalSet:
         raise EvalSetError(
             f"No evaluation set at {path}. Give a JSON Lines file, e.g. evals/sets/dev.jsonl."
         )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise EvalSetError(f"{path} is not UTF-8 text (byte {exc.start}).") from exc
-    except OSError as exc:
-        raise EvalSetError(f"Cannot read {path}: {exc.strerror}.") from exc
     questions: list[EvalQuestion] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        where = f"{path}, line {number}"
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise EvalSetError(
-                f"{where}: not valid JSON ({exc.msg}). An evaluation set is JSON Lines: one "
-                "JSON object per line."
-            ) from exc
-        question = parse_question(record, where, number)
+    for line in read_json_lines(path, EvalSetError):
+        record = line.decode(
+            EvalSetError, "An evaluation set is JSON Lines: one JSON object per line."
+        )
+        question = parse_question(record, line.where, line.number)
         if question.id in seen:
             raise EvalSetError(
-                f'{where}: duplicate id "{question.id}" (first used on line {seen[question.id]}).'
+                f'{line.where}: duplicate id "{question.id}" '
+                f"(first used on line {seen[question.id]})."
             )
-        seen[question.id] = number
+        seen[question.id] = line.number
         questions.append(question)
     if not questions:
         raise EvalSetError(f"{path} has no questions (expected one JSON object per line).")

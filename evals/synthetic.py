@@ -10,11 +10,16 @@ Two generators, for two questions:
   from a different random bundled paper and each title mixes words of several titles, so a
   distractor may share a sentence or a name with a gold paper (as real neighbours do) but
   never its whole content.
+
+`write_corpus` writes the benchmark's corpus of N papers as JSON Lines, as `paperchat ingest`
+reads it.
 """
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 from rag.corpus import load_corpus
 from rag.settings import Settings
@@ -45,6 +50,15 @@ def synthetic_papers(n: int, seed: int = SEED) -> list[dict[str, str]]:
         mixed = [s if rng.random() < 0.5 else rng.choice(every) for s in sentences]
         out.append({"title": f"{title} (variant {i})", "abstract": " ".join(mixed)})
     return out
+
+
+def write_corpus(path: Path, n: int) -> Path:
+    """`synthetic_papers(n)` as a JSON Lines file at `path` (folders made); returns `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for record in synthetic_papers(n):
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
 
 
 def distractor_papers(n: int, seed: int = SEED + 1) -> list[dict[str, str]]:

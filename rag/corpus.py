@@ -25,6 +25,7 @@ from rag.metadata import (
     year_of,
 )
 from rag.text import describe_invalid, invalid_text_at
+from rag.textfiles import JsonLine, read_json_lines, read_utf8
 from rag.types import Paper
 
 READABLE_SUFFIXES = (".txt", ".md", ".jsonl", ".json", ".bib", ".bibtex", ".ris")
@@ -151,17 +152,12 @@ def make_paper(
     )
 
 
+_NOT_UTF8 = "Convert it to UTF-8 and ingest again."
+_UNREADABLE = "Check the path and permissions."
+
+
 def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise CorpusError(
-            f"{path} is not UTF-8 text (byte {exc.start}). Convert it to UTF-8 and ingest again."
-        ) from exc
-    except OSError as exc:
-        raise CorpusError(
-            f"Cannot read {path}: {exc.strerror}. Check the path and permissions."
-        ) from exc
+    return read_utf8(path, CorpusError, not_utf8_hint=_NOT_UTF8, unreadable_hint=_UNREADABLE)
 
 
 def _looks_like_title(paragraph: str) -> bool:
@@ -240,27 +236,25 @@ FORMATS = {
 }
 
 
-def _jsonl_paper(path: Path, number: int, line: str, search_url_template: str) -> Paper:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise CorpusError(f"{path}, line {number}: not valid JSON ({exc.msg}).") from exc
+def _jsonl_paper(line: JsonLine, search_url_template: str) -> Paper:
+    record = line.decode(CorpusError)
+    where = line.where
     if not isinstance(record, dict):
-        raise CorpusError(f"{path}, line {number}: expected a JSON object with title and abstract.")
+        raise CorpusError(f"{where}: expected a JSON object with title and abstract.")
     title, abstract = record.get("title"), record.get("abstract")
     if not isinstance(title, str) or not title.strip():
-        raise CorpusError(f'{path}, line {number}: missing or empty "title" (a string).')
+        raise CorpusError(f'{where}: missing or empty "title" (a string).')
     if not isinstance(abstract, str) or not abstract.strip():
-        raise CorpusError(f'{path}, line {number}: missing or empty "abstract" (a string).')
+        raise CorpusError(f'{where}: missing or empty "abstract" (a string).')
     authors = record.get("authors") or []
     if isinstance(authors, str):
         authors = [a for a in re.split(r",|;| and ", authors)]
     if not isinstance(authors, list):
-        raise CorpusError(f'{path}, line {number}: "authors" must be a list of names or a string.')
+        raise CorpusError(f'{where}: "authors" must be a list of names or a string.')
     return make_paper(
         title,
         abstract,
-        source=path.name,
+        source=line.path.name,
         search_url_template=search_url_template,
         url=str(record.get("url") or ""),
         authors=[str(a) for a in authors],
@@ -269,7 +263,7 @@ def _jsonl_paper(path: Path, number: int, line: str, search_url_template: str) -
         venue=str(record.get("venue") or ""),
         doi=str(record.get("doi") or ""),
         arxiv_id=str(record.get("arxiv_id") or ""),
-        where=f"{path}, line {number}",
+        where=where,
     )
 
 
@@ -281,18 +275,19 @@ def read_jsonl(path: Path, search_url_template: str, *, skip_bad: bool = False) 
     all, unless `skip_bad`: then the other lines are read and the bad ones reported.
     """
     read = SourceRead([], format="jsonl")
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
+    lines = read_json_lines(
+        path, CorpusError, not_utf8_hint=_NOT_UTF8, unreadable_hint=_UNREADABLE
+    )
+    for line in lines:
         try:
-            read.papers.append(_jsonl_paper(path, number, line, search_url_template))
+            read.papers.append(_jsonl_paper(line, search_url_template))
         except CorpusError as exc:
             if not skip_bad:
                 raise CorpusError(
                     f"{exc} Fix that line, or ingest with --skip-bad to read the other lines; "
                     "nothing from this file was ingested."
                 ) from exc
-            read.skipped.append(f"{path.name}: skipped line {number} (malformed)")
+            read.skipped.append(f"{path.name}: skipped line {line.number} (malformed)")
     return read
 
 
@@ -381,9 +376,7 @@ def expand_paths(paths: Iterable[Path], notes: list[str] | None = None) -> list[
         if path.is_dir():
             candidates = sorted(p for p in path.iterdir() if p.suffix.lower() in READABLE_SUFFIXES)
             found = [p for p in candidates if p.is_file()]
-            skipped.extend(
-                _not_regular(p) for p in candidates if not p.is_file() and not p.is_dir()
-            )
+            skipped.extend(_not_regular(p) for p in candidates if not p.is_file() and not p.is_dir())
             if not found:
                 raise CorpusError(
                     f"{path} holds no readable corpus files ({', '.join(READABLE_SUFFIXES)})."

@@ -1,11 +1,11 @@
 """Forward passes in worker processes, one single-threaded encoder per core, for ingest.
 
 Why processes and not the encoder's own threads: an ingest's main thread spends about a tenth
-of its time in Chroma writes, and chromadb's Rust binding holds the GIL for a whole write
-(a Python thread spinning beside an upsert ran at 4 % of its speed). Encoder threads in the
-same process then stall at every batch boundary: overlapping writes with threads did not
-help (148 s for 4k papers, against 140-153 s without). Workers in their own processes keep
-both cores embedding while the main thread writes: 5 % faster on 2k papers (docs/performance.md).
+of its time in Chroma writes, and chromadb's Rust binding holds the GIL for a whole write, so
+a Python thread beside an upsert hardly runs. Encoder threads in the same process then stall
+at every batch boundary, and overlapping writes with threads did not help. Workers in their
+own processes keep both cores embedding while the main thread writes, which made ingest
+faster. The measurements: docs/performance.md, "Embedding in worker processes".
 """
 
 from __future__ import annotations

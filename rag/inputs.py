@@ -9,6 +9,7 @@ from typing import Any
 
 from rag.errors import InputError
 from rag.text import describe_invalid, invalid_text_at
+from rag.textfiles import read_utf8
 from rag.types import Turn
 
 
@@ -73,14 +74,10 @@ def parse_history(raw: Any) -> list[Turn]:
 
 
 def load_history(path: Path) -> list[Turn]:
+    """The turns in a JSON history file; InputError naming the file for anything wrong."""
+    text = read_utf8(path, InputError, what="the history file", not_utf8_hint="Save it as UTF-8.")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"Cannot read the history file {path}: {exc.strerror}.") from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"The history file {path} is not UTF-8 text (byte {exc.start}). Save it as UTF-8."
-        ) from exc
+        raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"The history file {path} is not valid JSON: {exc}.") from exc
     try:

@@ -101,9 +101,9 @@ class EmbeddingSettings(BaseSettings):
     backend: Literal["onnx-fp32", "onnx", "torch"] = Field(
         default="onnx-fp32",
         description="'onnx-fp32' runs an ONNX copy of the bundled model, made once from its "
-        "weights (same vectors as torch, 2.7x faster, no torch import at start-up); 'onnx' an "
-        "int8 copy (4.5x faster, vectors within cosine 0.99: for very large ingests); 'torch' "
-        "the sentence-transformers reference.",
+        "weights (same vectors as torch, faster, no torch import at start-up); 'onnx' an int8 "
+        "copy (faster still, vectors within cosine 0.99: for very large ingests); 'torch' the "
+        "sentence-transformers reference. Measured speeds: docs/performance.md.",
     )
     threads: int = Field(
         default=0,

@@ -1,7 +1,7 @@
 """Run a command; print its wall time, CPU time and peak memory counting child processes.
 
 `/usr/bin/time -v` reports the largest single process, not the sum over an ingest and its
-embedding workers; this samples the sum every 0.2 s (evals.bench.wait_with_peak_rss).
+embedding workers; this samples the sum every 0.2 s (evals.measure.wait_with_peak_rss).
 
     .venv/bin/python scripts/measure_run.py -- paperchat ingest corpus.jsonl --db DB
 """
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from evals.bench import wait_with_peak_rss  # noqa: E402
+from evals.measure import wait_with_peak_rss  # noqa: E402
 
 
 def main() -> int:

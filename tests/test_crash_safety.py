@@ -213,7 +213,7 @@ def _ingest_and_kill(
 def test_ingest_killed_repeatedly_then_resumed_has_no_duplicates_or_losses(
     tmp_path: Path, embeddings
 ) -> None:  # type: ignore[no-untyped-def]
-    from evals.bench import synthetic_papers
+    from evals.synthetic import synthetic_papers
     from rag.pipeline import Assistant
 
     corpus = tmp_path / "corpus.jsonl"

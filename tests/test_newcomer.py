@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from evals import bench
+from evals import bench, bench_report, measure
 from evals.cli import summary_table
 from evals.metrics import METRIC_KEYS
 from rag import cli
@@ -90,7 +90,7 @@ def _bench_result() -> dict[str, Any]:
 
 def test_bench_reports_go_to_out_and_docs_only_when_asked(tmp_path: Path) -> None:
     out, docs = tmp_path / "out", tmp_path / "docs"
-    written = bench.write_bench_reports(_bench_result(), out, None)
+    written = bench_report.write_bench_reports(_bench_result(), out, None)
     assert sorted(p.name for p in out.iterdir()) == [
         "bench.json", "performance.md", "performance.png",
     ]  # fmt: skip
@@ -98,13 +98,13 @@ def test_bench_reports_go_to_out_and_docs_only_when_asked(tmp_path: Path) -> Non
     assert json.loads((out / "bench.json").read_text())["reference"]["papers"] == 500
     assert "paperchat bench --sizes 1000" in (out / "performance.md").read_text()
 
-    bench.write_bench_reports(_bench_result(), out, docs)
+    bench_report.write_bench_reports(_bench_result(), out, docs)
     # The hand-written docs/performance.md is never overwritten: the tables go beside it.
     assert sorted(p.name for p in docs.iterdir()) == ["bench-report.md", "performance.png"]
 
 
 def test_bench_ends_with_a_short_table() -> None:
-    table = bench.summary_table(_bench_result())
+    table = bench_report.summary_table(_bench_result())
     lines = table.splitlines()
     assert max(len(line) for line in lines) <= 100
     assert len(lines) == 4  # header, torch reference, paperchat, baseline
@@ -114,10 +114,10 @@ def test_bench_ends_with_a_short_table() -> None:
 def test_bench_progress_lines_of_a_worker_drive_the_bar(tmp_path: Path) -> None:
     log = tmp_path / "stderr"
     seen: list[tuple[int, int]] = []
-    reader = bench._ProgressReader(log, lambda done, total: seen.append((done, total)))
-    log.write_text(f"loading\n{bench.PROGRESS_PREFIX} 10 100\n{bench.PROGRESS_PREFIX} 20 1")
+    reader = measure._ProgressReader(log, lambda done, total: seen.append((done, total)))
+    log.write_text(f"loading\n{measure.PROGRESS_PREFIX} 10 100\n{measure.PROGRESS_PREFIX} 20 1")
     reader()  # the second line is still being written: only the first counts
-    log.write_text(log.read_text() + f"00\n{bench.PROGRESS_PREFIX} 30 100\nwarning: x\n")
+    log.write_text(log.read_text() + f"00\n{measure.PROGRESS_PREFIX} 30 100\nwarning: x\n")
     reader()
     reader()  # nothing new
     assert seen == [(10, 100), (30, 100)]
