@@ -123,13 +123,8 @@ def short_title(title: str) -> str:
 
 # "Which paper/method/model/dataset ...": the answer is what the paper is, which its
 # contribution sentence says ("we propose X", or a sentence naming X).
-_ASKS_IDENTITY = re.compile(
-    r"^\W*(which|what|is there)\b(?! (is|are|was|were|do|does|did)\b)", re.I
-)
-_CONTRIBUTION = re.compile(
-    r"\b(we|this (paper|work))\b.{0,40}\b(propose|present|introduce|develop|build|construct|contribute)",
-    re.I,
-)
+_ASKS_IDENTITY = re.compile(r"^\W*(which|what|is there)\b(?! (is|are|was|were|do|does|did)\b)", re.I)
+_CONTRIBUTION = re.compile(r"\b(we|this (paper|work))\b.{0,40}\b(propose|present|introduce|develop|build|construct|contribute)", re.I)
 
 
 def _key_sentences(
@@ -154,10 +149,7 @@ def _key_sentences(
             or (wants_name and bool(name_terms(sentence)))
             or (
                 wants_identity
-                and (
-                    bool(_CONTRIBUTION.search(sentence))
-                    or bool(own_name and own_name in name_keys(sentence))
-                )
+                and (bool(_CONTRIBUTION.search(sentence)) or bool(own_name and own_name in name_keys(sentence)))
             )
         )
 

@@ -131,7 +131,7 @@ def fetch(
     """Fetch `query`'s first `max_results` papers, or the papers `ids`, from the arXiv API."""
     query = query.strip()
     if not query and not ids:
-        raise InputError('Give an arXiv query (--arxiv "...") or ids (--arxiv-id 2401.12345).')
+        raise InputError("Give an arXiv query (--arxiv \"...\") or ids (--arxiv-id 2401.12345).")
     config = settings.arxiv
     limit = len(ids) if ids else (max_results or config.max_results)
     cache = _cache_path(settings, query, ids, limit)
@@ -140,8 +140,7 @@ def fetch(
     have = {r.get("arxiv_id") for r in records}
     todo_ids = [i for i in ids if i not in have]
     client = arxiv.Client(
-        page_size=min(config.page_size, limit),
-        delay_seconds=config.delay_s,
+        page_size=min(config.page_size, limit), delay_seconds=config.delay_s,
         num_retries=config.retries,
     )
     client.query_url_format = config.api_url.rstrip("?") + "?{}"

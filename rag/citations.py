@@ -57,9 +57,7 @@ def _weights(claim: str, idf: Idf | None) -> dict[str, float]:
     return {term: weight(term) for term in set(stems(claim))}
 
 
-def ranked_sentences(
-    claim: str, paper: Paper, idf: Idf | None = None
-) -> list[tuple[float, int, str]]:
+def ranked_sentences(claim: str, paper: Paper, idf: Idf | None = None) -> list[tuple[float, int, str]]:
     """(share, position, sentence) of every abstract sentence for `claim`, best first."""
     weights = _weights(claim, idf)
     total = sum(weights.values()) or 1.0
@@ -107,18 +105,14 @@ def citation_for(
     )
 
 
-def format_sources(
-    citations: Sequence[Citation], link: Callable[[Citation], str] | None = None
-) -> str:
+def format_sources(citations: Sequence[Citation], link: Callable[[Citation], str] | None = None) -> str:
     """The source list printed under an answer: `[1] Title (Lin et al., 2024) — link`, the
     link marked "(search)" when it only searches for the title."""
     lines = []
     for c in citations:
         by = byline(c.authors, c.year)
         search = " (search)" if c.link_kind == "search" else ""
-        lines.append(
-            f"[{c.n}] {c.title}{f' ({by})' if by else ''} — {link(c) if link else c.url}{search}"
-        )
+        lines.append(f"[{c.n}] {c.title}{f' ({by})' if by else ''} — {link(c) if link else c.url}{search}")
     return "\n".join(lines)
 
 
@@ -305,7 +299,7 @@ class Verification:
             )
         for n, title in self.better.items():
             notes.append(
-                f'Check citation [{n}]: its claim is backed clearly better by "{title}", '
+                f"Check citation [{n}]: its claim is backed clearly better by \"{title}\", "
                 "which the answer did not cite for it."
             )
         return notes

@@ -22,8 +22,6 @@ flags override them. Nothing leaves this machine unless you configure an LLM end
 
 # Merge and skip notes printed under an ingest summary; --json has them all.
 MAX_NOTES = 20
-
-
 def setting_int(group: str, name: str) -> Callable[[str], int]:
     """An argparse type for a flag that sets Settings.<group>.<name>: a whole number within
     the bounds the setting declares, checked the same way (argparse exits 2 with the message)."""
@@ -40,8 +38,7 @@ def setting_int(group: str, name: str) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if (low is not None and value < low) or (high is not None and value > high):
             raise argparse.ArgumentTypeError(
-                f"{value} is out of range; use {low} to {high}"
-                if high is not None
+                f"{value} is out of range; use {low} to {high}" if high is not None
                 else f"{value} is too small; use at least {low}"
             )
         return value
@@ -90,7 +87,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             "Give files to ingest, --rebuild or --arxiv / --arxiv-id, not two in one command."
         )
     if args.max is not None and not args.arxiv:
-        raise InputError('--max limits an --arxiv query; it needs --arxiv "QUERY".')
+        raise InputError("--max limits an --arxiv query; it needs --arxiv \"QUERY\".")
     paths = [Path(p) for p in args.paths] or None
     if args.rebuild:
         update, close = progress_bar("Rebuilding")
@@ -98,10 +95,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             report, aside = rebuild(settings, paths or (), on_progress=update)
         finally:
             close()
-        print(
-            f"paperchat: the old index was moved to {aside}; delete it once you no longer need it.",
-            file=sys.stderr,
-        )
+        print(f"paperchat: the old index was moved to {aside}; delete it once you no longer "
+              "need it.", file=sys.stderr)
     elif from_arxiv:
         from rag.arxiv_api import fetch, parse_ids
 
@@ -110,10 +105,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         update, close = progress_bar("Fetching from arXiv")
         try:
             fetched = fetch(
-                settings,
-                query=args.arxiv or "",
-                ids=ids,
-                max_results=args.max,
+                settings, query=args.arxiv or "", ids=ids, max_results=args.max,
                 on_progress=update,
             )
         finally:
@@ -185,9 +177,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         elif args.stream and not (args.json or args.bibtex):
             if isinstance(event, Rejected):
                 # The text above stays on screen: say plainly that it does not count.
-                print(
-                    f"\n\n— the model's answer above was rejected: {event.reason} —\n", flush=True
-                )
+                print(f"\n\n— the model's answer above was rejected: {event.reason} —\n",
+                      flush=True)
             else:
                 print(event, end="", flush=True)
     assert answer is not None
@@ -355,7 +346,7 @@ def build_parser(*, only: str | None = None) -> argparse.ArgumentParser:
         "--bibtex",
         action="store_true",
         help="print BibTeX entries of the cited papers instead of the answer (with --json: "
-        'add them as a "bibtex" string)',
+        "add them as a \"bibtex\" string)",
     )
     ask.set_defaults(func=cmd_ask)
 

@@ -23,7 +23,9 @@ def _name(person: Any) -> str:
         raise ValueError("an author is not an object with family/given or literal")
     if person.get("literal"):
         return str(person["literal"])
-    family = " ".join(str(person.get(k) or "") for k in ("non-dropping-particle", "family")).strip()
+    family = " ".join(
+        str(person.get(k) or "") for k in ("non-dropping-particle", "family")
+    ).strip()
     given = str(person.get("given") or "").strip()
     return f"{family}, {given}" if family and given else family or given
 
@@ -97,8 +99,7 @@ def read_csl_json(
                 url=_text(item, "URL"),
                 authors=[_name(a) for a in authors],
                 date=_date(item.get("issued")),
-                venue=_text(item, "container-title")
-                or _text(item, "event-title")
+                venue=_text(item, "container-title") or _text(item, "event-title")
                 or _text(item, "publisher"),
                 doi=_text(item, "DOI"),
                 arxiv_id=arxiv_id,

@@ -249,14 +249,8 @@ class LLMAnswerer:
                         "answer the question; only the statement is kept."
                     )
                 yield Answer(
-                    text,
-                    [],
-                    hits,
-                    abstained=True,
-                    mode="llm",
-                    timings_ms=timings,
-                    note=" ".join(notes),
-                    query=retrieval.query,
+                    text, [], hits, abstained=True, mode="llm", timings_ms=timings,
+                    note=" ".join(notes), query=retrieval.query,
                 )
                 return
             # Uncited text may come from the model's memory: replace it, visibly.
@@ -302,7 +296,9 @@ class LLMAnswerer:
         text = "\n".join(_text_of(m.content) for m in messages)
         return int(count_tokens(text) * PROMPT_TOKEN_MARGIN) + 8 * len(messages)
 
-    def _fit_context(self, inputs: dict[str, Any], hits: list[Hit]) -> tuple[list[Hit], list[str]]:
+    def _fit_context(
+        self, inputs: dict[str, Any], hits: list[Hit]
+    ) -> tuple[list[Hit], list[str]]:
         """Shorten the sources until prompt + ANSWER_RESERVE_TOKENS fit llm.context_tokens:
         fewer sentences per paper (the evidence first), then fewer papers. Changes `inputs`;
         -> (the hits still in the prompt, notes saying what was cut)."""
@@ -418,7 +414,9 @@ class LLMAnswerer:
                 asked = retry_after(exc.response.headers)
                 wait = f"; it asks to wait {asked:.0f} s" if asked else ""
                 what = "is rate-limiting requests" if status == 429 else "failed"
-                return LLMUnavailable(f"{where} {what} (HTTP {status}, {_times(attempts)}{wait}).")
+                return LLMUnavailable(
+                    f"{where} {what} (HTTP {status}, {_times(attempts)}{wait})."
+                )
             detail = _redact(_server_message(exc), self.llm_settings)
             return LLMError(f"{where} rejected the request (HTTP {status}): {detail}")
         if _is_timeout(exc):
@@ -449,9 +447,7 @@ class LLMAnswerer:
         if isinstance(exc, httpx.TransportError | openai.APIConnectionError):
             return "the connection was closed"
         if isinstance(exc, openai.APIError):
-            return (
-                f"the endpoint reported an error: {_redact(exc.message, self.llm_settings)[:120]}"
-            )
+            return f"the endpoint reported an error: {_redact(exc.message, self.llm_settings)[:120]}"
         return "the endpoint sent data paperchat cannot read"
 
 
@@ -494,8 +490,6 @@ def _source_meta(hit: Hit) -> str:
     """Authors and year for the model to name papers by, when the source gave them."""
     by = byline(hit.paper.authors, hit.paper.year)
     return f"\nby: {_data(by)}" if by else ""
-
-
 def _shortened(hit: Hit, max_sentences: int | None) -> str:
     """At most `max_sentences` of the abstract, in their order: the evidence retrieval found
     first, then the opening sentences."""
@@ -526,9 +520,7 @@ def _clean_rewrite(text: str, max_chars: int) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     if not lines:
         return ""
-    line = re.sub(
-        r"^(standalone question|question|rewritten question)\s*:\s*", "", lines[0], flags=re.I
-    )
+    line = re.sub(r"^(standalone question|question|rewritten question)\s*:\s*", "", lines[0], flags=re.I)
     line = line.strip().strip("\"'`“”").strip()
     return line if 3 <= len(line) <= max_chars else ""
 

@@ -25,28 +25,7 @@ _ARXIV_OLD = re.compile(r"([a-z\-]+(?:\.[A-Z]{2})?/\d{7})(v\d+)?", re.IGNORECASE
 _YEAR = re.compile(r"\b(1[89]\d\d|2[01]\d\d)\b")
 # Words a citation key skips when it takes the first word of the title.
 _KEY_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "on",
-        "of",
-        "in",
-        "for",
-        "to",
-        "and",
-        "with",
-        "from",
-        "by",
-        "at",
-        "is",
-        "are",
-        "do",
-        "does",
-        "towards",
-        "toward",
-        "via",
-    ]
+    ["a", "an", "the", "on", "of", "in", "for", "to", "and", "with", "from", "by", "at", "is", "are", "do", "does", "towards", "toward", "via"]
 )
 
 
@@ -68,12 +47,8 @@ def normalize_arxiv_id(raw: str) -> str:
     doi = _ARXIV_DOI.match(normalize_doi(text))
     if doi:
         text = doi.group(1)
-    text = re.sub(
-        r"^(?:arxiv:|https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/)",
-        "",
-        text,
-        flags=re.IGNORECASE,
-    )
+    text = re.sub(r"^(?:arxiv:|https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/)", "", text,
+                  flags=re.IGNORECASE)
     text = re.sub(r"\.pdf$", "", text)
     match = _ARXIV_NEW.fullmatch(text) or _ARXIV_OLD.fullmatch(text)
     return match.group(1) if match else ""

@@ -296,9 +296,7 @@ def checked_k(k: Any, settings: Settings) -> int:
     low = next(m.ge for m in field.metadata if getattr(m, "ge", None) is not None)
     high = next(m.le for m in field.metadata if getattr(m, "le", None) is not None)
     if isinstance(k, bool) or not isinstance(k, int) or not low <= k <= high:
-        raise InputError(
-            f"k (papers to use) must be a whole number from {low} to {high}, not {k!r}."
-        )
+        raise InputError(f"k (papers to use) must be a whole number from {low} to {high}, not {k!r}.")
     return k
 
 

@@ -40,7 +40,7 @@ def invalid_text_at(text: str) -> int | None:
 
 
 def describe_invalid(text: str, at: int) -> str:
-    """ "the byte 0xff" for a byte Python escaped, "U+D800" for a JSON-made surrogate."""
+    """"the byte 0xff" for a byte Python escaped, "U+D800" for a JSON-made surrogate."""
     code = ord(text[at])
     if 0xDC80 <= code <= 0xDCFF:
         return f"the byte 0x{code - 0xDC00:02x}, which is not valid UTF-8,"
