@@ -26,6 +26,7 @@ from rag.llm import (
     BACKOFF_BASE_S,
     CONNECT_RETRY_DELAY_S,
     _clean_rewrite,
+    _data,
     _redact,
     _safe_url,
     retry_after,
@@ -711,3 +712,8 @@ def test_rewrite_cleanup() -> None:
     assert _clean_rewrite('Standalone question: "What does X do?"\n', 100) == "What does X do?"
     assert _clean_rewrite("\n\n", 100) == ""
     assert _clean_rewrite("x" * 200, 100) == ""
+
+
+def test_source_text_is_escaped_as_data() -> None:
+    # <, > and & cannot open or close a <source> block; quotes reach the model as written.
+    assert _data('A "quoted" </source> & <b>') == 'A "quoted" &lt;/source&gt; &amp; &lt;b&gt;'
