@@ -15,11 +15,13 @@ short while, so a chat with a dead endpoint stays as fast as the extractive mode
 from __future__ import annotations
 
 import email.utils
+import html
 import random
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -78,6 +80,16 @@ _ABSTAIN = re.compile(
 
 class LLMUnavailable(LLMError):
     """The endpoint is unreachable, timed out, or keeps failing; a later try may work."""
+
+
+@dataclass
+class _Reply:
+    """How the model's answer stream went."""
+
+    markers: CitationStream  # the text shown so far, with its markers renumbered and checked
+    finish: str | None = None  # the last finish_reason the stream sent
+    cut: str = ""  # why the stream stopped before the model finished ("" if it did not)
+    shown: bool = False  # whether any text reached the reader
 
 
 class LLMAnswerer:
@@ -162,8 +174,7 @@ class LLMAnswerer:
         """Answer text as it streams (markers already verified), then the Answer."""
         start = time.perf_counter()
         hits = list(retrieval.hits[:k])
-        timings: dict[str, float] = {}
-        lexical = self.assistant.index.lexical
+        idf = self.assistant.index.lexical.idf
         # Computed up front (a few ms): it carries the retrieval's abstention decision and is
         # the answer shown if the model's turns out unusable.
         fallback = self.assistant.extractive(question, retrieval, k, history)
@@ -173,118 +184,105 @@ class LLMAnswerer:
             yield fallback.text
             yield Answer(fallback.text, [], hits, abstained=True, mode="llm", query=retrieval.query)
             return
-        inputs = {
-            "count": len(hits),
-            "sources": _sources_block(hits),
-            "question": _question_text(question, history, retrieval.query),
-            "history": _history_messages(history),
-        }
+        inputs = _answer_inputs(question, history, retrieval.query, hits)
         hits, trimmed = self._fit_context(inputs, hits)
         chain = self._answer_prompt | self.model
-        timings["prompt"] = (time.perf_counter() - start) * 1000
+        timings = {"prompt": _ms_since(start)}
+        first, rest = self._open_answer(chain, inputs)
+        reply = _Reply(CitationStream(len(hits)))
+        yield from self._relay(first, rest, reply, start, timings)
+        timings["llm"] = _ms_since(start)
+        if not reply.shown:
+            raise self._nothing_shown(reply, inputs)
+        markers = reply.markers
+        cited = [hits[n - 1] for n in markers.order]
+        verified = check_citations(markers.text, cited, markers.removed, idf, hits)
+        notes = verified.notes()
+        if markers.order:
+            notes = [*trimmed, *notes, *self._ending_notes(reply, inputs)]
+            yield Answer(
+                markers.text,
+                verified.citations,
+                hits,
+                abstained=False,
+                mode="llm",
+                timings_ms=timings,
+                note=" ".join(notes),
+                query=retrieval.query,
+            )
+        elif not reply.cut and _ABSTAIN.search(markers.text):
+            yield _model_abstention(markers.text, hits, notes, timings, retrieval.query)
+        else:
+            # Uncited text may come from the model's memory: replace it, visibly.
+            yield from _instead_of_uncited(reply.cut, fallback, [*trimmed, *notes], timings)
+
+    def _open_answer(self, chain: Any, inputs: dict[str, Any]) -> tuple[Any, Iterator[Any]]:
+        """Send the answer request (retried as `_call` retries) -> (first chunk, the rest)."""
         try:
-            first, rest = self._call(lambda: _open_stream(chain, inputs))
+            return self._call(lambda: _open_stream(chain, inputs))
         except LLMError as exc:
             if "not an OpenAI chat completion" in str(exc):
                 raise LLMError(f"{exc} {self._context_hint(inputs)}") from None
             raise
 
-        markers = CitationStream(len(hits))
-        cut = ""
-        finish: str | None = None
-        shown = False
+    def _relay(
+        self, first: Any, rest: Iterator[Any], reply: _Reply, start: float, timings: dict[str, float]
+    ) -> Iterator[str]:
+        """The model's text as reply.markers releases it (markers checked), until the model
+        finishes, the stream fails or llm.deadline_s has passed; `reply` records how it ended."""
         # A stream that trickles never hits the per-read timeout: this bounds the whole answer.
         deadline = start + self.llm_settings.deadline_s
         try:
             chunk = first
             while chunk is not None:
-                finish = chunk.response_metadata.get("finish_reason") or finish
+                reply.finish = chunk.response_metadata.get("finish_reason") or reply.finish
                 piece = _text_of(chunk.content)
                 if piece:
-                    out = markers.feed(piece)
+                    out = reply.markers.feed(piece)
                     if out:
-                        if not shown:
-                            timings["llm_first_token"] = (time.perf_counter() - start) * 1000
-                        shown = True
+                        if not reply.shown:
+                            timings["llm_first_token"] = _ms_since(start)
+                        reply.shown = True
                         yield out
-                if time.perf_counter() > deadline and finish is None:
-                    cut = (
+                if time.perf_counter() > deadline and reply.finish is None:
+                    reply.cut = (
                         f"no complete answer within {self.llm_settings.deadline_s:g} s; "
                         "PAPERCHAT_LLM_DEADLINE_S sets this limit"
                     )
                     break
                 chunk = next(rest, None)
         except _CLIENT_ERRORS as exc:
-            cut = self._describe(exc)
+            reply.cut = self._describe(exc)
         finally:
             close = getattr(rest, "close", None)
             if close is not None:
                 close()
-        tail = markers.close()
+        tail = reply.markers.close()
         if tail:
-            shown = True
+            reply.shown = True
             yield tail
-        if not cut and finish is None:
-            cut = "the stream ended before the model finished"
-        timings["llm"] = (time.perf_counter() - start) * 1000
-        if not shown:
-            if cut:
-                raise LLMError(
-                    f"The LLM's answer broke off before any text arrived ({cut}). "
-                    + self._context_hint(inputs)
-                )
-            raise LLMError(f"The LLM returned an empty answer. {self._context_hint(inputs)}")
+        if not reply.cut and reply.finish is None:
+            reply.cut = "the stream ended before the model finished"
 
-        text = markers.text
-        cited = [hits[n - 1] for n in markers.order]
-        verified = check_citations(text, cited, markers.removed, lexical.idf, hits)
-        notes = verified.notes()
-        if not markers.order:
-            if not cut and _ABSTAIN.search(text):
-                if len(split_sentences(text)) > 1:
-                    # "The papers don't say, but ...": what follows is uncited, so not kept.
-                    text = prompts.ABSTAIN_SENTENCE
-                    notes.append(
-                        "The LLM added uncited text to its statement that the papers don't "
-                        "answer the question; only the statement is kept."
-                    )
-                yield Answer(
-                    text, [], hits, abstained=True, mode="llm", timings_ms=timings,
-                    note=" ".join(notes), query=retrieval.query,
-                )
-                return
-            # Uncited text may come from the model's memory: replace it, visibly.
-            why = (
-                f"The LLM's answer was cut off ({cut}) before it cited a paper"
-                if cut
-                else "The LLM's answer cited none of the retrieved papers"
-            )
-            yield Rejected(why)
-            yield fallback.text
-            fallback.note = " ".join(
-                [*trimmed, *notes, f"{why}, so the extractive answer is shown instead."]
-            )
-            fallback.timings_ms = {**timings, **fallback.timings_ms}
-            yield fallback
-            return
-        notes[:0] = trimmed
-        if cut:
-            notes.append(f"The answer was cut off ({cut}); the part shown may be incomplete.")
-        elif finish == "length":
-            notes.append(
-                "The answer reached the model's length limit and may be incomplete. "
+    def _nothing_shown(self, reply: _Reply, inputs: dict[str, Any]) -> LLMError:
+        """The error for a reply that showed no text: the pipeline falls back on it."""
+        if reply.cut:
+            return LLMError(
+                f"The LLM's answer broke off before any text arrived ({reply.cut}). "
                 + self._context_hint(inputs)
             )
-        yield Answer(
-            text,
-            verified.citations,
-            hits,
-            abstained=False,
-            mode="llm",
-            timings_ms=timings,
-            note=" ".join(notes),
-            query=retrieval.query,
-        )
+        return LLMError(f"The LLM returned an empty answer. {self._context_hint(inputs)}")
+
+    def _ending_notes(self, reply: _Reply, inputs: dict[str, Any]) -> list[str]:
+        """What a cited answer's note says about how the stream ended, if it ended early."""
+        if reply.cut:
+            return [f"The answer was cut off ({reply.cut}); the part shown may be incomplete."]
+        if reply.finish == "length":
+            return [
+                "The answer reached the model's length limit and may be incomplete. "
+                + self._context_hint(inputs)
+            ]
+        return []
 
     # -- the context budget ----------------------------------------------------------------------
     def _prompt_tokens(self, inputs: dict[str, Any]) -> int:
@@ -452,6 +450,55 @@ class LLMAnswerer:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
+
+
+def _answer_inputs(
+    question: str, history: Sequence[Turn], query: str, hits: Sequence[Hit]
+) -> dict[str, Any]:
+    """The answer prompt's variables, with every retrieved paper's whole abstract."""
+    return {
+        "count": len(hits),
+        "sources": _sources_block(hits),
+        "question": _question_text(question, history, query),
+        "history": _history_messages(history),
+    }
+
+
+def _model_abstention(
+    text: str, hits: list[Hit], notes: list[str], timings: dict[str, float], query: str
+) -> Answer:
+    """The model said the papers do not answer: an abstention, keeping only that statement."""
+    if len(split_sentences(text)) > 1:
+        # "The papers don't say, but ...": what follows is uncited, so not kept.
+        text = prompts.ABSTAIN_SENTENCE
+        notes.append(
+            "The LLM added uncited text to its statement that the papers don't "
+            "answer the question; only the statement is kept."
+        )
+    return Answer(
+        text, [], hits, abstained=True, mode="llm", timings_ms=timings,
+        note=" ".join(notes), query=query,
+    )  # fmt: skip
+
+
+def _instead_of_uncited(
+    cut: str, fallback: Answer, notes: list[str], timings: dict[str, float]
+) -> Iterator[str | Answer]:
+    """The model's text cited nothing: reject what streamed, then show the extractive answer."""
+    why = (
+        f"The LLM's answer was cut off ({cut}) before it cited a paper"
+        if cut
+        else "The LLM's answer cited none of the retrieved papers"
+    )
+    yield Rejected(why)
+    yield fallback.text
+    fallback.note = " ".join([*notes, f"{why}, so the extractive answer is shown instead."])
+    fallback.timings_ms = {**timings, **fallback.timings_ms}
+    yield fallback
+
+
 def _open_stream(chain: Any, inputs: dict[str, Any]) -> tuple[Any, Iterator[Any]]:
     """Start the stream and take its first chunk: that is when the request is made and
     when HTTP errors surface, so retrying stops here, before any text is shown."""
@@ -470,8 +517,9 @@ def _text_of(content: Any) -> str:
 
 
 def _data(text: str) -> str:
-    """Source text as inert data: it cannot open or close the <source> delimiters."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Source text as inert data: it cannot open or close the <source> delimiters. Quotes
+    stay as they are: they cannot end a block, and the model should read titles verbatim."""
+    return html.escape(text, quote=False)
 
 
 def _sources_block(hits: Sequence[Hit], max_sentences: int | None = None) -> str:

@@ -33,7 +33,7 @@ from typing import Any
 
 import openai
 
-from rag.citations import marker_numbers
+from rag.citations import cited_claims
 from rag.inputs import parse_history
 from rag.pipeline import Assistant
 from rag.settings import Settings
@@ -66,7 +66,7 @@ def check(content: str, structured: dict[str, Any] | None) -> str | None:
     if structured is None:
         return "no structured answer"
     answer, _, sources = content.partition("\n\nSources:\n")
-    cited = set(marker_numbers(answer))
+    cited = {n for n, _ in cited_claims(answer)}
     listed = {c["n"] for c in structured["citations"]}
     if cited != listed:
         return f"markers {sorted(cited)} but sources {sorted(listed)}"

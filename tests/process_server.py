@@ -1,5 +1,6 @@
-"""Run a real `paperchat` command (serve, mcp --http) as a child process on 127.0.0.1 for a test
-module, wait until it answers, and stop it afterwards."""
+"""Run a real server as a child process on 127.0.0.1 for a test module (a `paperchat` command
+such as serve or mcp --http, or llama.cpp's server), wait until it answers, and stop it
+afterwards."""
 
 from __future__ import annotations
 
@@ -53,24 +54,27 @@ def port_open(port: int) -> bool:
 
 
 @contextmanager
-def paperchat_process(
-    args: list[str], env: dict[str, str], log: Path, ready: Callable[[], bool], limit_s: float = 240
+def server_process(
+    argv: list[str],
+    log: Path,
+    ready: Callable[[], bool],
+    env: dict[str, str] | None = None,
+    limit_s: float = 240,
+    name: str = "",
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`python -m rag.cli ARGS` until the with-block ends; `ready` is polled until true."""
+    """Run `argv` (output to `log`) until the with-block ends; `ready` is polled until true.
+    A child that exits, or is not ready within `limit_s`, fails with the tail of its log."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "rag.cli", *args],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
         )
         try:
             deadline = time.monotonic() + limit_s
             while not ready():
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(
-                        f"paperchat {' '.join(args)} did not start:\n{log.read_text()[-3000:]}"
+                        f"{name or ' '.join(argv)} did not start:\n"
+                        + log.read_text(errors="replace")[-3000:]
                     )
                 time.sleep(0.3)
             yield proc
@@ -81,3 +85,13 @@ def paperchat_process(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=30)
+
+
+@contextmanager
+def paperchat_process(
+    args: list[str], env: dict[str, str], log: Path, ready: Callable[[], bool], limit_s: float = 240
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m rag.cli ARGS` until the with-block ends; `ready` is polled until true."""
+    argv = [sys.executable, "-m", "rag.cli", *args]
+    with server_process(argv, log, ready, env, limit_s, f"paperchat {' '.join(args)}") as proc:
+        yield proc

@@ -6,7 +6,7 @@ from rag.answer import (
     missing_names,
     support,
 )
-from rag.citations import marker_numbers
+from rag.citations import cited_claims
 from rag.corpus import make_paper
 from rag.lexical import LexicalIndex
 from rag.settings import AnswerSettings, RetrievalSettings
@@ -52,7 +52,7 @@ def test_single_paper_question_leads_with_the_sentence_that_answers() -> None:
     )
     assert not answer.abstained
     assert [c.title for c in answer.citations] == ["Video Moment Finder"]
-    assert marker_numbers(answer.text) == [1]
+    assert {n for n, _ in cited_claims(answer.text)} == {1}
     pieces = [p.strip() for p in answer.text.split(" [1]") if p.strip()]
     # The answer (the datasets) comes first, not the abstract's opening; two sentences at most.
     assert pieces[0] == "It is evaluated on Charades-STA and ActivityNet Captions."
@@ -83,7 +83,7 @@ def test_several_papers_get_one_line_each() -> None:
     assert len(lines) == 2
     for n, (line, hit) in enumerate(zip(lines, chosen, strict=True), start=1):
         assert line.startswith(f"- {hit.paper.title}: ") and line.endswith(f"[{n}]")
-        assert marker_numbers(line) == [n]
+        assert [m for m, _ in cited_claims(line)] == [n]
     assert [c.n for c in answer.citations] == [1, 2]
 
 

@@ -14,8 +14,6 @@ from rag.citations import (
     cited_claims,
     evidence,
     format_sources,
-    marker_numbers,
-    renumber,
     verify_citations,
 )
 from rag.corpus import make_paper
@@ -166,8 +164,9 @@ def test_check_citations_all_supported_has_no_notes() -> None:
     assert [c.supported for c in result.citations] == [True, True] and result.notes() == []
 
 
-def test_existing_helpers_still_work() -> None:
-    assert marker_numbers("a [2] b [1, 2] c [3]") == [2, 1, 3]
-    assert renumber("a [2] b [5].", {2: 1}) == "a [1] b."
+def test_a_finished_answer_is_renumbered_by_first_use_and_its_sources_listed() -> None:
+    result = verify_citations("a [2] b [1, 2] c [3] d [5].", hits())
+    assert result.text == "a [1] b [2][1] c [3] d." and result.removed == [5]
+    assert [c.title for c in result.citations] == ["Rock Graphs", "Tidal Rates", "Quiet Queues"]
     [c] = check_citations("Tidal rates [1].", hits()[:1]).citations
     assert format_sources([c]).startswith("[1] Tidal Rates — ")

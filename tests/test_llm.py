@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from answer_stream import stream_answer
 from openai_server import FakeOpenAI, Recorded, Reply, cut, error, hang, raw, stall, text
 
 from rag import prompts
@@ -26,6 +27,7 @@ from rag.llm import (
     BACKOFF_BASE_S,
     CONNECT_RETRY_DELAY_S,
     _clean_rewrite,
+    _data,
     _redact,
     _safe_url,
     retry_after,
@@ -57,15 +59,8 @@ def source_number(request: Recorded, title_start: str) -> int:
 
 
 def run(assistant: Assistant, question: str = QUESTION, **kwargs: Any) -> tuple[list[str], Answer]:
-    pieces: list[str] = []
-    answer = None
-    for event in assistant.stream(question, **kwargs):
-        if isinstance(event, Answer):
-            answer = event
-        else:
-            pieces.append(event)
-    assert answer is not None
-    return pieces, answer
+    """stream_answer, asking the SeqDialN question unless told otherwise."""
+    return stream_answer(assistant, question, **kwargs)
 
 
 def recorded_sleeps(assistant: Assistant) -> list[float]:
@@ -129,9 +124,9 @@ def test_streamed_cited_answer(server: FakeOpenAI, make_assistant: Callable[...,
     [citation] = answer.citations
     assert citation.n == 1 and citation.title.startswith(SEQDIALN) and citation.supported
     assert "62.54% NDCG" in citation.evidence
-    assert citation.evidence in answer.retrieved[0].paper.abstract or any(
-        citation.evidence in h.paper.abstract for h in answer.retrieved
-    )
+    # The evidence is a sentence of the cited paper's own abstract, not of any retrieved one.
+    [cited] = [h.paper for h in answer.retrieved if h.paper.id == citation.paper_id]
+    assert cited.title == citation.title and citation.evidence in cited.abstract
     assert {"llm", "llm_first_token", "retrieve", "total"} <= answer.timings_ms.keys()
     [request] = server.chat_requests()
     assert request.stream and request.body and request.body["model"] == "test-model"
@@ -341,23 +336,23 @@ def test_500_then_success(server: FakeOpenAI, make_assistant: Callable[..., Assi
     assert answer.mode == "llm" and len(server.chat_requests()) == 3
 
 
+# Hang guards, not speed targets: these fall back about 1 s into the request, and a client
+# that ignored timeout_s would wait for the loopback server to stop, that is forever.
+HANG_GUARD = pytest.mark.timeout(60, func_only=True)
+
+
 @pytest.mark.integration
-def test_hanging_endpoint_falls_back_within_the_timeout(
+@HANG_GUARD
+def test_hanging_endpoint_falls_back_on_the_timeout(
     server: FakeOpenAI, make_assistant: Callable[..., Assistant]
 ) -> None:
     server.default = hang()
     assistant = make_assistant(timeout_s=1.0)
-    start = time.perf_counter()
+    waits = recorded_sleeps(assistant)
     _, answer = run(assistant, mode="llm")
-    end = time.perf_counter()
-    # Measured from the request: retrieval before it is the same in every mode (and slow on
-    # a loaded CI machine); the whole question gets a looser bound.
-    [request] = server.chat_requests()
-    assert end - request.received_at < 1.0 + 1.0, f"fell back {end - request.received_at:.2f} s in"
-    assert end - start < 1.0 + 3.0
     assert answer.mode == "extractive" and answer.citations
-    assert "did not answer within 1 s" in answer.note
-    assert len(server.chat_requests()) == 1, "a timeout is not retried"
+    assert "did not answer within 1 s" in answer.note  # the read timed out: a timeout error
+    assert len(server.chat_requests()) == 1 and waits == [], "a timeout is not retried"
 
     # The next question does not wait again: the endpoint was just found hanging.
     _, again = run(assistant, mode="llm")
@@ -409,6 +404,7 @@ def test_stream_cut_before_any_citation_shows_the_extractive_answer(
 
 
 @pytest.mark.integration
+@HANG_GUARD
 def test_stream_stalling_mid_answer_ends_after_the_timeout(
     server: FakeOpenAI, make_assistant: Callable[..., Assistant]
 ) -> None:
@@ -418,8 +414,7 @@ def test_stream_stalling_mid_answer_ends_after_the_timeout(
 
     server.responder = reply
     _, answer = run(make_assistant(timeout_s=1.0), mode="llm")
-    [request] = server.chat_requests()
-    assert time.perf_counter() - request.received_at < 1.0 + 1.0
+    assert len(server.chat_requests()) == 1
     assert answer.mode == "llm" and "cut off (no data for 1 s)" in answer.note
 
 
@@ -711,3 +706,8 @@ def test_rewrite_cleanup() -> None:
     assert _clean_rewrite('Standalone question: "What does X do?"\n', 100) == "What does X do?"
     assert _clean_rewrite("\n\n", 100) == ""
     assert _clean_rewrite("x" * 200, 100) == ""
+
+
+def test_source_text_is_escaped_as_data() -> None:
+    # <, > and & cannot open or close a <source> block; quotes reach the model as written.
+    assert _data('A "quoted" </source> & <b>') == 'A "quoted" &lt;/source&gt; &amp; &lt;b&gt;'

@@ -18,7 +18,7 @@ from openai_server import FakeOpenAI, Recorded, Reply, error, text
 from process_server import child_env, free_port, http_status, paperchat_process
 from pydantic import SecretStr
 
-from rag.citations import MARKER, marker_numbers
+from rag.citations import MARKER, cited_claims
 from rag.settings import LLMSettings, Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -61,7 +61,7 @@ def split_answer(content: str) -> tuple[str, dict[int, str]]:
 
 def assert_markers_match_sources(content: str, structured: dict[str, Any]) -> None:
     answer, sources = split_answer(content)
-    cited = marker_numbers(answer)
+    cited = [n for n, _ in cited_claims(answer)]
     assert cited, "the answer cites nothing"
     assert set(cited) == set(sources) == {c["n"] for c in structured["citations"]}
     for citation in structured["citations"]:
