@@ -13,32 +13,6 @@ from rag.types import Citation, Hit, Paper
 MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
 
-def marker_numbers(text: str) -> list[int]:
-    """Every source number cited in `text`, in order of first use."""
-    seen: list[int] = []
-    for match in MARKER.finditer(text):
-        for part in match.group(1).split(","):
-            n = int(part)
-            if n not in seen:
-                seen.append(n)
-    return seen
-
-
-def renumber(text: str, mapping: dict[int, int]) -> str:
-    """Rewrite markers through `mapping`; numbers missing from it are dropped."""
-
-    def replace(match: re.Match[str]) -> str:
-        kept = []
-        for part in match.group(1).split(","):
-            new = mapping.get(int(part))
-            if new is not None and new not in kept:
-                kept.append(new)
-        return "".join(f"[{n}]" for n in kept)
-
-    cleaned = MARKER.sub(replace, text)
-    return re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip()
-
-
 Idf = Callable[[str], float]
 
 
