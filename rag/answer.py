@@ -57,6 +57,12 @@ def missing_names(names: Sequence[str], paper: Paper) -> list[str]:
     ]
 
 
+def missing_insisted(terms: Sequence[str], paper: Paper) -> list[str]:
+    """The insisted-on words (rag.text.insisted_terms) whose stem the paper never uses."""
+    have = set(stems(f"{paper.title} {paper.abstract}"))
+    return [term for term in terms if not set(stems(term)) <= have]
+
+
 @dataclass
 class Support:
     """How well the top paper supports the question; drives abstention."""

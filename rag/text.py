@@ -119,3 +119,27 @@ def name_keys(text: str) -> set[str]:
         keys.add(name_key(token))
         keys.update(name_key(part) for part in re.split(r"[^0-9a-z²³]+", token) if part)
     return keys
+
+
+# Where a question insists on a detail: the words just before "rather than" ("on video rather
+# than single images") and just after "mainly"/"only" ("pretrained mainly on Japanese text").
+_INSIST_BEFORE = re.compile(
+    r"((?:[\w-]+\s+){1,2})(?:rather than|instead of|as opposed to|but not)\b", re.IGNORECASE
+)
+_INSIST_AFTER = re.compile(
+    r"(?<![\w-])(?:mainly|only|primarily|exclusively|specifically)\s+(?:on\s+|in\s+|for\s+|with\s+)?"
+    r"((?:[\w-]+\s*){1,3})",
+    re.IGNORECASE,
+)
+
+
+def insisted_terms(text: str) -> list[str]:
+    """Content words the question insists on by contrast or restriction, in order."""
+    found: list[str] = []
+    for pattern in (_INSIST_BEFORE, _INSIST_AFTER):
+        for match in pattern.finditer(text):
+            for word in content_words(match.group(1)):
+                # Short words here are function words ("only per-image", "only one").
+                if len(word) > 3 and word not in found:
+                    found.append(word)
+    return found

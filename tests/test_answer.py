@@ -3,6 +3,7 @@ from rag.answer import (
     asks_for_several,
     choose_papers,
     extractive_answer,
+    missing_insisted,
     missing_names,
     support,
 )
@@ -10,7 +11,7 @@ from rag.citations import cited_claims
 from rag.corpus import make_paper
 from rag.lexical import LexicalIndex
 from rag.settings import AnswerSettings, RetrievalSettings
-from rag.text import split_sentences
+from rag.text import insisted_terms, split_sentences
 from rag.types import Hit, Turn
 
 ABSTRACTS = {
@@ -91,14 +92,18 @@ def test_a_follow_up_never_repeats_what_was_said() -> None:
     hits = make_hits({"Video Moment Finder": (5.0, 0.7)})
     lexical = lexical_for(hits)
     first = "Which model localizes video moments, and on which datasets is it evaluated?"
-    said = extractive_answer(
-        first, first, hits, lexical, AnswerSettings(), RetrievalSettings(), 5
-    )
+    said = extractive_answer(first, first, hits, lexical, AnswerSettings(), RetrievalSettings(), 5)
     history = [Turn("user", first), Turn("assistant", said.text)]
     follow = "How much does it improve recall?"
     answer = extractive_answer(
-        follow, f"{first} {said.text} {follow}", hits, lexical, AnswerSettings(),
-        RetrievalSettings(), 5, history=history,
+        follow,
+        f"{first} {said.text} {follow}",
+        hits,
+        lexical,
+        AnswerSettings(),
+        RetrievalSettings(),
+        5,
+        history=history,
     )
     before = {p.strip() for p in said.text.split("[1]") if p.strip()}
     now = {p.strip() for p in answer.text.split("[1]") if p.strip()}
@@ -143,3 +148,27 @@ def test_no_hits_abstains() -> None:
         "q", "q", [], LexicalIndex.build([], [], "g"), AnswerSettings(), RetrievalSettings(), 5
     )
     assert answer.abstained
+
+
+def test_insisted_words_are_the_contrasted_or_restricted_ones() -> None:
+    assert insisted_terms(
+        "Is there a matting model that works on video rather than single images?"
+    ) == ["video"]
+    assert insisted_terms("Which open LLM was pretrained mainly on Japanese and Korean text?") == [
+        "japanese",
+        "korean",
+    ]
+    # "training-only" is not a restriction, and short words after "only" are function words.
+    assert insisted_terms("a training-only module that lets a picture act as a decoy") == []
+    assert insisted_terms("needing only per-image tags") == ["image", "tags"]
+    assert insisted_terms("How many tokens was Yi pretrained on?") == []
+
+
+def test_an_insisted_word_the_abstract_lacks_is_reported_by_stem() -> None:
+    paper = make_paper(
+        "ZIM: Zero-Shot Image Matting",
+        "We match images. Mattes are precise.",
+        source="t",
+        search_url_template="{query}",
+    )
+    assert missing_insisted(["video", "images", "matting"], paper) == ["video"]

@@ -64,7 +64,7 @@ def test_dev_set_targets(bundled_db: Path, tmp_path: Path) -> None:
 def test_dev_hard_targets(bundled_db: Path, tmp_path: Path) -> None:
     # Of the three near misses only the one naming what the corpus lacks (SMILES) is caught;
     # the other two look like answerable paraphrases to every signal here (docs/evaluation.md).
-    _eval(bundled_db, tmp_path, "dev_hard", "recall@5=0.90", "refused_or_flagged=0.33")
+    _eval(bundled_db, tmp_path, "dev_hard", "recall@5=0.90", "refused_or_flagged=0.66")
 
 
 def test_a_near_miss_is_flagged_or_refused(assistant: Any) -> None:
