@@ -14,7 +14,8 @@ here instead of a walk of Chroma's HNSW graph, for two reasons:
 
 The file is derived data, like the BM25 file beside it: written atomically by each ingest
 and tagged with the same generation stamp, so a reader uses it only with the BM25 index of
-the same generation. At 10,000 chunks the search takes about 1 ms.
+the same generation. A search took 0.7 ms at 10,000 chunks and 24 ms at 100,000 (random
+unit vectors, 100 nearest, p50 of 20, load average 4; throwaway timing loop).
 """
 
 from __future__ import annotations
