@@ -162,8 +162,17 @@ def _key_sentences(
     def score(share: float, sentence: str) -> float:
         return share + ANSWER_TYPE_BONUS * gives(sentence) + (0.05 if sentence in matched else 0.0)
 
+    # The paper's own name picked the paper; within it, every sentence that repeats the name
+    # ("The code is available at .../ZIM") is no closer to the answer, so it is not counted.
+    own_stems = set(stems(short_title(hit.paper.title))) if own_name else set()
+    asked = set(stems(question))
+
+    def idf(term: str) -> float:
+        return 0.0 if term in own_stems else lexical.idf(term)
+
     ranked = sorted(
-        ranked_sentences(question, hit.paper, lexical.idf), key=lambda r: (-score(r[0], r[2]), r[1])
+        ranked_sentences(question, hit.paper, idf if asked - own_stems else lexical.idf),
+        key=lambda r: (-score(r[0], r[2]), r[1]),
     )
     fresh = [s for _, _, s in ranked if s.strip() and " ".join(words(s)) not in said]
     if not fresh:
@@ -172,7 +181,7 @@ def _key_sentences(
         # "Which paper ...?" is answered by what the paper is: its contribution sentence leads.
         contribution = [s for s in fresh if gives(s)]
         fresh = contribution[:1] + [s for s in fresh if s not in contribution[:1]]
-    weights = {t: lexical.idf(t) for t in set(stems(question))}
+    weights = {t: idf(t) for t in asked if idf(t) > 0}
     heavy = sorted(weights.values())[len(weights) // 2] if weights else 0.0
     chosen = [fresh[0]]
     covered = set(stems(fresh[0]))

@@ -24,6 +24,10 @@ ABSTRACTS = {
         "Video moment retrieval finds the clip described by a query. We propose a proposal-free "
         "detector. Experiments on TACoS show gains."
     ),
+    "Packer: Compact Visual Tokens": (
+        "The code of Packer is at github.com/x/Packer. Multimodal models spend most compute "
+        "on visual tokens. Packing them halves the latency."
+    ),
     "Unrelated Graph Paper": (
         "We study graph neural networks for molecules. Message passing is improved. "
         "Results on QM9 are strong."
@@ -172,3 +176,16 @@ def test_an_insisted_word_the_abstract_lacks_is_reported_by_stem() -> None:
         search_url_template="{query}",
     )
     assert missing_insisted(["video", "images", "matting"], paper) == ["video"]
+
+
+def test_the_papers_own_name_does_not_choose_the_sentence() -> None:
+    """The name found the paper; the sentence that answers is the one with the asked facts,
+    not the code link that repeats the name."""
+    hits = make_hits(
+        {"Packer: Compact Visual Tokens": (5.0, 0.6), "Unrelated Graph Paper": (1.0, 0.1)}
+    )
+    question = "What is the latency of Packer?"
+    answer = extractive_answer(
+        question, question, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
+    )
+    assert answer.text == "Packing them halves the latency. [1]"
