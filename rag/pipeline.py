@@ -20,7 +20,7 @@ from rag.corpus import DuplicateMerger, LoadedCorpus, load_sources
 from rag.embeddings import LocalEmbeddings
 from rag.errors import IndexMissingError, InputError, PaperchatError, StorageError
 from rag.index import PaperIndex
-from rag.inputs import parse_history, validate_question
+from rag.inputs import validate_question
 from rag.lexical import lexical_path
 from rag.retrieve import HybridRetriever, Retrieval
 from rag.settings import Settings
@@ -260,16 +260,6 @@ class Assistant:
 
             self._llm = LLMAnswerer(self.settings, self)
         return self._llm
-
-    def as_runnable(self) -> Any:
-        """The answer path as an LCEL runnable: {"question", "history"?, "k"?} -> Answer."""
-        from langchain_core.runnables import RunnableLambda
-
-        def run(inputs: dict[str, Any]) -> Answer:
-            history = parse_history(inputs.get("history") or [])
-            return self.ask(inputs["question"], history, inputs.get("k"), inputs.get("mode"))
-
-        return RunnableLambda(run, name="paperchat")
 
     def as_retriever(self, k: int = 5) -> Any:
         """A langchain_core BaseRetriever over this index: one Document per paper, the abstract
