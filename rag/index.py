@@ -295,6 +295,7 @@ class _Store:
     chunks: Any
     papers: Any
     system: Any = None  # the local Chroma instance, stopped when the store is retired
+    chunks_replayed: bool = False  # see PaperIndex._replay_chunks
     users: int = 0
     retired: bool = False
 
@@ -378,11 +379,18 @@ class PaperIndex:
         # ...and this one stays private, so retiring it can stop it.
         system = cache.pop(path, None) if cache is not None else None
         store = self._collections(client, create=create, system=system)
-        # The first read of each collection replays Chroma's log and saves the graphs: done
-        # here, inside the lock, so later reads never write.
-        store.chunks.count()
+        # The first read of a collection replays Chroma's log and saves its graph: done inside
+        # the lock, so later reads never write. The chunks only when first needed
+        # (_replay_chunks): questions read the exact copy, so most readers never do.
         store.papers.count()
         return store
+
+    def _replay_chunks(self) -> None:
+        store = self._db
+        if not store.chunks_replayed:
+            with self._vector_files():
+                store.chunks.count()
+            store.chunks_replayed = True
 
     def _vector_files(self) -> contextlib.AbstractContextManager[None]:
         if self.settings.chroma_url:
@@ -566,6 +574,7 @@ class PaperIndex:
         current content hash, so re-running the same command finishes the job.
         """
         with self.writer_lock():
+            self._replay_chunks()
             report = IngestReport()
             report.migrated = self.migrate_ids()
             stored = self.stored_hashes([p.id for p in papers])
@@ -618,6 +627,7 @@ class PaperIndex:
         if self.id_scheme() >= ID_SCHEME:
             return 0
         with self.writer_lock():
+            self._replay_chunks()
             moves: dict[str, list[tuple[str, int]]] = {}
             total = self._papers.count()
             for offset in range(0, total, _GET_PAGE):
@@ -977,6 +987,7 @@ class PaperIndex:
         """Every chunk vector, read by id (not by graph search); None above the size where
         an exact search is cheap, or for an index whose chunks do not record their span."""
         limit = self.settings.index.exact_search_max_chunks
+        self._replay_chunks()
         total = int(self._read(lambda store: store.chunks.count()))
         if total > limit:
             return None
@@ -1015,6 +1026,7 @@ class PaperIndex:
         exact = self._exact_vectors()
         if exact is not None:
             return _by_paper(exact.nearest(vector, n_chunks))
+        self._replay_chunks()
         # No count() first: Chroma returns what there is (none for an empty index), and
         # counting 434k chunks cost 21 ms of a 50 ms question at 100k papers.
         got = self._read(
