@@ -33,6 +33,7 @@ from rag.types import Answer
 
 RANK_DEPTH = 20
 # Textbook splitter parameters (the LangChain tutorials' defaults for prose).
+_ADD_BATCH = 5000
 LANGCHAIN_CHUNK_SIZE = 1000
 LANGCHAIN_CHUNK_OVERLAP = 200
 LANGCHAIN_K = 4
@@ -221,7 +222,9 @@ class LangchainBasicConfig:
             embedding_function=embeddings,
             client_settings=chroma_settings(),
         )
-        self.store.add_documents(docs)
+        # In slices: a local Chroma takes at most 5,461 records per write.
+        for start in range(0, len(docs), _ADD_BATCH):
+            self.store.add_documents(docs[start : start + _ADD_BATCH])
         self.chunks = len(docs)
 
     def run(self, question: EvalQuestion) -> Outcome:
