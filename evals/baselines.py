@@ -200,9 +200,9 @@ class LangchainBasicConfig:
         from langchain_chroma import Chroma
         from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-        # rag.index owns chromadb; its settings helper turns telemetry off, and passing the
+        # rag.store owns chromadb; its settings helper turns telemetry off, and passing the
         # bundled embeddings keeps Chroma from fetching its default model.
-        from rag.index import chroma_settings
+        from rag.store import chroma_settings
 
         papers = list(assistant.index.all_papers())
         splitter = RecursiveCharacterTextSplitter(

@@ -41,7 +41,7 @@ _SENTENCE_END = re.compile(r"[.!?](\s|$)")
 
 # Paper ids hash normalize_title since id scheme 2. Scheme 1 kept only [0-9a-z], so every
 # title without ASCII letters or digits (Chinese, Greek, ...) got the same id. ASCII titles
-# have the same id in both schemes; rag.index re-keys the others of an older index once.
+# have the same id in both schemes; rag.ingest re-keys the others of an older index once.
 ID_SCHEME = 2
 
 

@@ -23,9 +23,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from rag.chunking import chunk_input, chunk_paper
 from rag.corpus import load_corpus
 from rag.embeddings import TorchEncoder, count_tokens
-from rag.index import chunk_input, chunk_paper
 from rag.onnx_encoder import OnnxEncoder
 
 

@@ -1,8 +1,8 @@
 import numpy as np
 
+from rag.chunking import chunk_input, chunk_paper, chunk_texts
 from rag.corpus import load_corpus, make_paper
 from rag.embeddings import MAX_MODEL_TOKENS, count_tokens
-from rag.index import chunk_input, chunk_paper, chunk_texts
 from rag.retrieve import (
     Signals,
     contextualize,

@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 from fakes import HashEmbeddings
 
+from rag.chunking import chunk_paper
 from rag.corpus import content_hash, load_corpus
-from rag.index import WRITING, PaperIndex, chunk_paper
+from rag.derived import WRITING
+from rag.index import PaperIndex
 from rag.lexical import SUMMARY_FILE, LexicalIndex
 from rag.settings import Settings
 
@@ -48,7 +50,7 @@ def test_lexical_with_other_count_or_generation_is_rebuilt(tmp_path: Path) -> No
     db = tmp_path / "db"
     writer = _index(db)
     writer.ingest(_bundled(15))
-    generation = writer._generation()
+    generation = writer.derived.generation()
     stale = LexicalIndex.build(["x"], [("t", "some abstract text")], generation)
     stale.save(db / "lexical.pkl")
     assert len(_index(db, create=False).lexical.ids) == 15  # same stamp, other count
@@ -60,7 +62,7 @@ def test_lexical_with_other_count_or_generation_is_rebuilt(tmp_path: Path) -> No
     lexical = reader.lexical
     assert lexical.generation == generation  # rebuilt from Chroma, tagged with its stamp
     assert float(lexical.scores(_bundled(15)[3].abstract).max()) > 0
-    assert reader._generation() == generation  # a reader never re-stamps
+    assert reader.derived.generation() == generation  # a reader never re-stamps
 
 
 def test_failed_save_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,10 +98,10 @@ def test_interrupted_writer_stamp_makes_next_ingest_rebuild(tmp_path: Path) -> N
     db = tmp_path / "db"
     writer = _index(db)
     writer.ingest(_bundled(10))
-    writer._set_generation(f"{WRITING}dead")  # what a killed ingest leaves behind
+    writer.derived.set_generation(f"{WRITING}dead")  # what a killed ingest leaves behind
     report = _index(db).ingest(_bundled(10))
     assert report.new == report.updated == 0
-    stamp = _index(db, create=False)._generation()
+    stamp = _index(db, create=False).derived.generation()
     assert not stamp.startswith(WRITING)
     assert LexicalIndex.load(db / "lexical.pkl").generation == stamp  # type: ignore[union-attr]
 
@@ -113,13 +115,13 @@ def test_refresh_is_cheap_throttled_and_sees_other_writers(
     assert len(reader.lexical.ids) == 10
     assert reader.refresh() is False  # nothing changed: one metadata read
     calls: list[int] = []
-    real = reader._generation
+    real = reader.derived.generation
 
     def counted() -> str:
         calls.append(1)
         return real()
 
-    monkeypatch.setattr(reader, "_generation", counted)
+    monkeypatch.setattr(reader.derived, "generation", counted)
     assert reader.maybe_refresh(max_age_s=3600) is False
     assert calls == []  # throttled: not even a metadata read
     _index(db).ingest(_bundled(14))
@@ -133,7 +135,7 @@ def test_reader_keeps_bm25_while_an_ingest_is_running(tmp_path: Path) -> None:
     writer.ingest(_bundled(10))
     reader = _index(db, create=False)
     before = reader.lexical
-    writer._set_generation(f"{WRITING}now")
+    writer.derived.set_generation(f"{WRITING}now")
     assert reader.refresh() is False
     assert reader.lexical is before
 

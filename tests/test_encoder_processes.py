@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from rag import encoder_processes
+from rag.chunking import chunk_input, chunk_paper
 from rag.corpus import load_corpus
 from rag.embeddings import LocalEmbeddings
-from rag.index import PaperIndex, chunk_input, chunk_paper
+from rag.index import PaperIndex
 from rag.settings import EmbeddingSettings, IndexSettings, Settings
 from rag.types import Paper
 
@@ -53,7 +54,7 @@ def test_multi_group_ingest_embeds_in_workers_and_stores_the_same_vectors(
     assert sum(seen) == len(papers)  # progress counted each paper once
     assert ingesting._processes is None  # workers stopped after the ingest
 
-    got = index._chunks.get(ids=[c.id for _, c in chunks], include=["embeddings"])
+    got = index.store._chunks.get(ids=[c.id for _, c in chunks], include=["embeddings"])
     stored = dict(zip(got["ids"], np.asarray(got["embeddings"]), strict=True))
     expected = embeddings.embed_array([chunk_input(p, c) for p, c in chunks])
     cosines = [float(stored[c.id] @ e) for (_, c), e in zip(chunks, expected, strict=True)]

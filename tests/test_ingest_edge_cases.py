@@ -101,9 +101,9 @@ def test_writes_are_split_under_the_stores_largest_batch(tmp_path: Path) -> None
     settings = Settings(db_dir=tmp_path / "db", index=IndexSettings(write_chunks=10_000))
     index = PaperIndex(settings, HashEmbeddings(), create=True)  # type: ignore[arg-type]
     papers = read_corpus(None, SEARCH).papers[:60]
-    client = index._client
+    client = index.store._client
     sizes: list[int] = []
-    for collection in (index._chunks, index._papers):
+    for collection in (index.store._chunks, index.store._papers):
         original = collection.upsert
 
         def recording(original: Any = original, **columns: Any) -> Any:

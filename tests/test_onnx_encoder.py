@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from rag import onnx_encoder
+from rag.chunking import chunk_input, chunk_paper
 from rag.corpus import load_corpus
 from rag.embeddings import TorchEncoder
-from rag.index import chunk_input, chunk_paper
 from rag.onnx_encoder import OnnxEncoder
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from fakes import HashEmbeddings
 
+from rag.chunking import chunk_input, chunk_paper
 from rag.corpus import load_corpus, make_paper
 from rag.errors import IndexBusyError
-from rag.index import PaperIndex, chunk_input, chunk_paper
+from rag.index import PaperIndex
 from rag.pipeline import Assistant
 from rag.settings import Settings
 from ui.startup import RetryingOpen

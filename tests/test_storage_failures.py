@@ -188,7 +188,7 @@ def test_full_disk_says_so_and_the_index_works_again_with_room(db: Path, tmp_pat
     ],
 )
 def test_known_storage_failures_are_named(raw: str, says: str) -> None:
-    from rag.index import storage_failure
+    from rag.store import storage_failure
 
     failure = storage_failure(RuntimeError(raw), "/data/db")
     assert failure is not None and says in str(failure) and "/data/db" in str(failure)

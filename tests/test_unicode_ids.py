@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fakes import HashEmbeddings
 
-import rag.index
+import rag.ingest
 from rag.corpus import legacy_paper_id, load_corpus, make_paper, paper_id, read_file
 from rag.errors import CorpusError
 from rag.index import PaperIndex
@@ -105,7 +105,7 @@ def test_older_index_is_rekeyed_once_and_reingest_adds_no_duplicates(
     # An index as an older paperchat left it: scheme-1 ids, no id scheme recorded. The two
     # Unicode titles collided into one record there (the Greek abstract under... whichever).
     with monkeypatch.context() as m:
-        m.setattr(rag.index, "ID_SCHEME", 1)
+        m.setattr(rag.ingest, "ID_SCHEME", 1)
         old = PaperIndex(settings, HashEmbeddings(), create=True)  # type: ignore[arg-type]
         old.ingest([_legacy(p) for p in ascii_papers] + [_legacy(unicode_papers[0])])
     assert old.id_scheme() == 1
@@ -117,7 +117,7 @@ def test_older_index_is_rekeyed_once_and_reingest_adds_no_duplicates(
     assert (report.new, report.updated, report.unchanged) == (1, 0, 7)
     assert (report.papers, index.count()) == (8, 8)
     assert index.id_scheme() == 2
-    chunks = index._chunks.get(include=["metadatas"])
+    chunks = index.store._chunks.get(include=["metadatas"])
     owners = {str(m["paper_id"]) for m in chunks["metadatas"]}
     assert owners == {p.id for p in ascii_papers + unicode_papers}  # no orphaned chunks
     assert "Moved 1 papers" in report.summary()
