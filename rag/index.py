@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.chunking import ChunkRef, chunk_texts
+from rag.chunking import ChunkRef
 from rag.derived import DEFAULT_REFRESH_S, DerivedData
 from rag.embeddings import LocalEmbeddings
 from rag.ingest import Ingester, WriterLock
@@ -24,9 +24,6 @@ from rag.lexical import LexicalIndex
 from rag.settings import Settings
 from rag.store import ChromaStore
 from rag.types import CorpusSummary, IngestReport, Paper
-
-# chunk_texts and ChunkRef live in rag.chunking; rag.retrieve imports them from here.
-__all__ = ["ChunkRef", "DenseMatch", "PaperIndex", "chunk_texts"]
 
 
 @dataclass

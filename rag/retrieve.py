@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rag.index import ChunkRef, PaperIndex, chunk_texts
+from rag.chunking import ChunkRef, chunk_texts
+from rag.index import PaperIndex
 from rag.settings import RetrievalSettings
 from rag.text import name_key, name_keys, name_terms
 from rag.types import Hit, Turn

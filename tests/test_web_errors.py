@@ -106,9 +106,10 @@ def test_chroma_server_down_is_a_storage_message(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    vector = HashEmbeddings().embed_array(["question"])[0]
+    # (The dense search itself reads the exact-search copy kept beside BM25, so it is the
+    # papers' records that need the server.)
     with pytest.raises(StorageError, match=f"Cannot reach the Chroma server at {url}"):
-        index.dense(vector, 5)
+        index.papers(["x"])
     with pytest.raises(StorageError, match="Cannot reach the Chroma server"):
         index.paper_vectors(["x"])
 
