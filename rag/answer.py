@@ -21,10 +21,15 @@ ABSTAIN_TEXT = (
     "The indexed papers don't answer this question. Try rephrasing it, or add papers that cover it."
 )
 ALREADY_SAID = "The abstract of {title} says nothing more on this than the answer above [{n}]."
-# Questions that ask for several papers: "papers"/"works" anywhere, or a plural head noun
-# right after the question word ("Which methods ..."); "which datasets" asks about one paper.
+# Questions that ask for several papers: "papers" anywhere, "works" as a noun, or a plural head noun
+# after the question word or an imperative ("Which methods ...", "What are some approaches
+# ...", "List models ...", "Are there several systems ..."); "which datasets" asks about one
+# paper.
 _PLURAL = re.compile(
-    r"\b(papers|works|studies|articles|publications)\b|^\s*(which|what)\s+(\w+\s+)?"
+    r"\b(papers|studies|articles|publications)\b"
+    r"|\b(which|what|the|these|other|related|prior|existing|recent)\s+works\b"  # not "it works"
+    r"|^\s*(which|what|name|list|give|are there)\s+((are|were|some|the|two|three|several|"
+    r"multiple|any|other|all)\s+){0,2}(\w+\s+)?"
     r"(methods|approaches|models|frameworks|techniques|systems)\b",
     re.IGNORECASE,
 )

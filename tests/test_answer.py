@@ -189,3 +189,23 @@ def test_the_papers_own_name_does_not_choose_the_sentence() -> None:
         question, question, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
     )
     assert answer.text == "Packing them halves the latency. [1]"
+
+
+def test_questions_asking_for_several_papers_in_their_usual_phrasings() -> None:
+    several = (
+        "Which papers study brain encoding?",
+        "What are some approaches that compress visual tokens?",
+        "Which two models use a mixture of experts?",
+        "Name the methods that prune visual tokens.",
+        "List models that handle video and audio.",
+        "Are there several systems that caption videos?",
+        "What are related works on moment retrieval?",
+    )
+    one = (
+        "Which model hands the language model one vision token per image?",
+        "Which datasets does SeqDialN use?",
+        "Is there a matting model that works on video rather than single images?",
+        "What is the model size of Yi?",
+    )
+    assert all(asks_for_several(q) for q in several)
+    assert not any(asks_for_several(q) for q in one)
