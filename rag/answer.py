@@ -168,7 +168,7 @@ def _key_sentences(
         return share + ANSWER_TYPE_BONUS * gives(sentence) + (0.05 if sentence in matched else 0.0)
 
     # The paper's own name picked the paper; within it, every sentence that repeats the name
-    # ("The code is available at .../ZIM") is no closer to the answer, so it is not counted.
+    # ("The code is available at .../NAME") is no closer to the answer, so it is not counted.
     own_stems = set(stems(short_title(hit.paper.title))) if own_name else set()
     asked = set(stems(question))
 

@@ -4,7 +4,7 @@ Up to `index.exact_search_max_chunks` chunks, a question's dense search is a mat
 here instead of a walk of Chroma's HNSW graph, for two reasons:
 
 - An approximate graph can lose a paper an exact search ranks first. Thousands of
-  near-identical synthetic papers pushed SeqDialN's chunks out of the graph's results
+  near-identical synthetic papers pushed a real paper's chunks out of the graph's results
   while an exact search still ranked them first.
 - Chroma's local mode is not process-safe. A server that reopened the graphs after an
   ingest from another process had written them found them damaged: for a question whose

@@ -121,8 +121,8 @@ def name_keys(text: str) -> set[str]:
     return keys
 
 
-# Where a question insists on a detail: the words just before "rather than" ("on video rather
-# than single images") and just after "mainly"/"only" ("pretrained mainly on Japanese text").
+# Where a question insists on a detail: the words just before "rather than" ("for speech
+# rather than text") and just after "mainly"/"only" ("trained only on French").
 _INSIST_BEFORE = re.compile(
     r"((?:[\w-]+\s+){1,2})(?:rather than|instead of|as opposed to|but not)\b", re.IGNORECASE
 )
