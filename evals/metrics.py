@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from rag.corpus import normalize_title
+from rag.papers import normalize_title
 from rag.text import content_words
 
 MRR_DEPTH = 20

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.metrics import LOWER_IS_BETTER, METRIC_KEYS
-from rag.corpus import normalize_title
+from rag.papers import normalize_title
 
 CHART_METRICS = (
     "recall@5",

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.corpus import normalize_title
 from rag.errors import EvalSetError, InputError
 from rag.inputs import parse_history
+from rag.papers import normalize_title
 from rag.textfiles import read_json_lines
 from rag.types import Turn
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import arxiv
 
-from rag.corpus import make_paper
 from rag.errors import InputError, PaperchatError
 from rag.metadata import normalize_arxiv_id
+from rag.papers import make_paper
 from rag.settings import Settings
 from rag.types import Paper
 

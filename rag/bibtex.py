@@ -29,9 +29,9 @@ from bibtexparser.middlewares import (
 from bibtexparser.model import DuplicateBlockKeyBlock, Entry, Field
 from pylatexenc.latex2text import LatexNodes2Text
 
-from rag.corpus import SourceRead, make_paper, skipped_without_abstract
 from rag.errors import CorpusError
 from rag.metadata import citation_key
+from rag.papers import SourceRead, make_paper, skipped_without_abstract
 from rag.types import Paper
 
 _KEY = re.compile(r"@\s*\w+\s*[{(]\s*([^,\s]+)")

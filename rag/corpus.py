@@ -1,14 +1,11 @@
 """Corpus readers: listing pages and JSON Lines here, BibTeX, RIS and CSL-JSON in rag.bibtex,
-rag.ris and rag.csljson (picked by read_source) -> Paper, with stable ids and duplicates
-merged on DOI, arXiv id or title."""
+rag.ris and rag.csljson (picked by read_source) -> Paper (built by rag.papers, which all
+readers share), with duplicates merged on DOI, arXiv id or title."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -16,142 +13,18 @@ from pathlib import Path
 
 from rag.errors import CorpusError
 from rag.metadata import (
-    arxiv_id_in_url,
     duplicate_keys,
     merge_papers,
-    normalize_arxiv_id,
-    normalize_doi,
-    resolve_link,
-    year_of,
 )
-from rag.text import describe_invalid, invalid_text_at
+from rag.papers import SourceRead, make_paper, normalize_title
 from rag.textfiles import JsonLine, read_json_lines, read_utf8
 from rag.types import Paper
 
 READABLE_SUFFIXES = (".txt", ".md", ".jsonl", ".json", ".bib", ".bibtex", ".ris")
-# Per-paper limits, checked while reading, before anything is indexed. Real abstracts are
-# far shorter (the bundled corpus: at most 2,100 characters); a several-MB "abstract" is a
-# mistake that would embed for minutes, and a very long title drowns every chunk's text.
-MAX_TITLE_CHARS = 500
-MAX_ABSTRACT_CHARS = 20_000
+# What a listing page's title and abstract paragraphs look like.
 _TITLE_MAX_CHARS = 400
 _ABSTRACT_MIN_CHARS = 60
 _SENTENCE_END = re.compile(r"[.!?](\s|$)")
-
-
-# Paper ids hash normalize_title since id scheme 2. Scheme 1 kept only [0-9a-z], so every
-# title without ASCII letters or digits (Chinese, Greek, ...) got the same id. ASCII titles
-# have the same id in both schemes; rag.ingest re-keys the others of an older index once.
-ID_SCHEME = 2
-
-
-def normalize_title(title: str) -> str:
-    """NFKC, case-folded, letters, digits and marks of any script only: how titles are
-    compared everywhere. For ASCII titles: lower-cased letters and digits."""
-    folded = unicodedata.normalize("NFKC", title).casefold()
-    return "".join(ch for ch in folded if unicodedata.category(ch)[0] in "LNM")
-
-
-def paper_id(title: str, where: str = "") -> str:
-    """A stable id from the normalised title; CorpusError for a title that normalises to
-    nothing (it would share its id with every other such title). `where` (e.g. "file, line
-    3") starts the message."""
-    normalized = normalize_title(title)
-    if not normalized:
-        place = f"{where}: " if where else ""
-        raise CorpusError(
-            f"{place}the title {title[:80]!r} has no letters or digits, so it cannot identify "
-            "a paper. Give the paper its real title."
-        )
-    return hashlib.sha1(normalized.encode("utf-8")).hexdigest()[:16]
-
-
-def legacy_paper_id(title: str) -> str:
-    """The id scheme-1 indexes stored (ASCII letters and digits only); for migrating them."""
-    return hashlib.sha1(re.sub(r"[^0-9a-z]", "", title.lower()).encode()).hexdigest()[:16]
-
-
-def content_hash(paper: Paper) -> str:
-    text = f"{paper.title}\n{paper.abstract}\n{paper.url}"
-    metadata = (paper.authors, paper.date, paper.year, paper.venue, paper.doi, paper.arxiv_id)
-    if any(metadata):
-        # Only papers that carry metadata hash it (and their sources, which merges extend),
-        # so indexes built before it existed stay current, while new metadata or a new
-        # source for a stored paper (e.g. a DOI from a .bib) updates it.
-        text += "\n" + json.dumps([*metadata, paper.source])
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
-
-
-def _clean(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def make_paper(
-    title: str,
-    abstract: str,
-    *,
-    source: str,
-    search_url_template: str,
-    url: str = "",
-    authors: Iterable[str] = (),
-    date: str = "",
-    year: str = "",
-    venue: str = "",
-    doi: str = "",
-    arxiv_id: str = "",
-    where: str = "",
-) -> Paper:
-    """A Paper whose link is the DOI, else the arXiv page, else `url`, else a title search;
-    `where` (e.g. "file, line 3") places errors about it.
-
-    A URL inside the abstract is not taken as the paper's link: it is usually code or a
-    project page, not the paper.
-    """
-    authors = tuple(authors)
-    for name, value in (("title", title), ("abstract", abstract), ("url", url),
-                         ("date", date), *(("authors", a) for a in authors)):  # fmt: skip
-        at = invalid_text_at(value)
-        if at is not None:
-            place = f"{where}: " if where else ""
-            raise CorpusError(
-                f'{place}"{name}" holds {describe_invalid(value, at)} at character {at + 1}. '
-                "Fix or remove it; nothing from this file was ingested."
-            )
-    title, abstract = _clean(title), _clean(abstract)
-    place = f"{where}: " if where else ""
-    if len(title) > MAX_TITLE_CHARS:
-        raise CorpusError(
-            f"{place}the title is {len(title):,} characters long; the limit is "
-            f"{MAX_TITLE_CHARS}. Is the abstract in the title field? Nothing from this file "
-            "was ingested."
-        )
-    if len(abstract) > MAX_ABSTRACT_CHARS:
-        raise CorpusError(
-            f"{place}the abstract is {len(abstract):,} characters long; the limit is "
-            f"{MAX_ABSTRACT_CHARS:,}. Give the abstract, not the paper's full text. Nothing "
-            "from this file was ingested."
-        )
-    doi = normalize_doi(doi)
-    arxiv_id = normalize_arxiv_id(arxiv_id) or normalize_arxiv_id(doi) or arxiv_id_in_url(url)
-    if normalize_arxiv_id(doi):
-        doi = ""  # arXiv's own DOI names the preprint: the arXiv id says it, a journal DOI wins
-    link, kind = resolve_link(title, doi, arxiv_id, url, search_url_template)
-    return Paper(
-        id=paper_id(title, where),
-        title=title,
-        abstract=abstract,
-        url=link,
-        source=source,
-        authors=tuple(_clean(a) for a in authors if a.strip()),
-        date=date.strip(),
-        year=year_of(year) or year_of(date),
-        venue=_clean(venue),
-        doi=doi,
-        arxiv_id=arxiv_id,
-        link_kind=kind,
-    )
-
-
 _NOT_UTF8 = "Convert it to UTF-8 and ingest again."
 _UNREADABLE = "Check the path and permissions."
 
@@ -215,15 +88,6 @@ def read_listing(path: Path, search_url_template: str) -> list[Paper]:
         else:
             i += 1
     return papers
-
-
-@dataclass
-class SourceRead:
-    """What one file gave: its papers, the entries left out (one note each), its format."""
-
-    papers: list[Paper]
-    skipped: list[str] = field(default_factory=list)
-    format: str = ""
 
 
 # Format name -> how the error for an unknown file describes it.
@@ -391,15 +255,6 @@ def expand_paths(paths: Iterable[Path], notes: list[str] | None = None) -> list[
             f"Nothing to read: {'; '.join(skipped)}. Give corpus files or folders of them."
         )
     return files
-
-
-def skipped_without_abstract(path: Path, labels: list[str], noun: str, plural: str) -> str:
-    """The note for entries a reader left out for having no abstract, naming up to ten."""
-    shown = ", ".join(labels[:10]) + (f" and {len(labels) - 10} more" if len(labels) > 10 else "")
-    return (
-        f"{path.name}: skipped {len(labels)} {noun if len(labels) == 1 else plural} "
-        f"without an abstract: {shown}"
-    )
 
 
 def _not_regular(path: Path) -> str:

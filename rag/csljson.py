@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rag.corpus import SourceRead, make_paper, skipped_without_abstract
 from rag.errors import CorpusError
 from rag.metadata import normalize_arxiv_id
+from rag.papers import SourceRead, make_paper, skipped_without_abstract
 
 
 def _name(person: Any) -> str:

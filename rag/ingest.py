@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from rag.chunking import chunk_input, chunk_paper
-from rag.corpus import ID_SCHEME, content_hash, paper_id
 from rag.derived import WRITING, DerivedData, new_stamp
 from rag.embeddings import LocalEmbeddings
 from rag.errors import IndexBusyError, PaperchatError, StorageError
+from rag.papers import ID_SCHEME, content_hash, paper_id
 from rag.settings import Settings
 from rag.store import ChromaStore, storage_errors
 from rag.types import Chunk, IngestReport, Paper

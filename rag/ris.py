@@ -14,8 +14,8 @@ from typing import Any
 
 import rispy
 
-from rag.corpus import SourceRead, make_paper, skipped_without_abstract
 from rag.errors import CorpusError
+from rag.papers import SourceRead, make_paper, skipped_without_abstract
 
 _TAG = re.compile(r"^([A-Z][A-Z0-9])  -( |$)")
 

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from rag.chunking import ChunkRef
-from rag.corpus import content_hash
 from rag.errors import IndexMissingError, PaperchatError, StorageError
+from rag.papers import content_hash
 from rag.settings import Settings
 from rag.types import Chunk, Paper
 

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evals.sets import load_set  # noqa: E402
 from rag.answer import support  # noqa: E402
-from rag.corpus import normalize_title  # noqa: E402
+from rag.papers import normalize_title  # noqa: E402
 from rag.pipeline import Assistant  # noqa: E402
 from rag.retrieve import Signals, asked_names, contextualize, fuse  # noqa: E402
 from rag.settings import RetrievalSettings, Settings  # noqa: E402

@@ -8,8 +8,8 @@ from rag.answer import (
     support,
 )
 from rag.citations import cited_claims
-from rag.corpus import make_paper
 from rag.lexical import LexicalIndex
+from rag.papers import make_paper
 from rag.settings import AnswerSettings, RetrievalSettings
 from rag.text import insisted_terms, split_sentences
 from rag.types import Hit, Turn

@@ -1,8 +1,9 @@
 import numpy as np
 
 from rag.chunking import chunk_input, chunk_paper, chunk_texts
-from rag.corpus import load_corpus, make_paper
+from rag.corpus import load_corpus
 from rag.embeddings import MAX_MODEL_TOKENS, count_tokens
+from rag.papers import make_paper
 from rag.retrieve import (
     Signals,
     contextualize,

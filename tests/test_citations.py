@@ -16,7 +16,7 @@ from rag.citations import (
     format_sources,
     verify_citations,
 )
-from rag.corpus import make_paper
+from rag.papers import make_paper
 from rag.types import Hit
 
 ABSTRACTS = {

@@ -3,15 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.corpus import (
-    bundled_corpus_paths,
-    load_corpus,
-    merge_duplicates,
-    normalize_title,
-    paper_id,
-    read_file,
-)
+from rag.corpus import bundled_corpus_paths, load_corpus, merge_duplicates, read_file
 from rag.errors import CorpusError
+from rag.papers import normalize_title, paper_id
 
 SEARCH = "https://papers.example/search?q={query}"
 ABSTRACT = (

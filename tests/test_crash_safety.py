@@ -16,10 +16,11 @@ import pytest
 from fakes import HashEmbeddings
 
 from rag.chunking import chunk_paper
-from rag.corpus import content_hash, load_corpus
+from rag.corpus import load_corpus
 from rag.derived import WRITING
 from rag.index import PaperIndex
 from rag.lexical import SUMMARY_FILE, LexicalIndex
+from rag.papers import content_hash
 from rag.settings import Settings
 
 BIN = Path(sys.executable).parent

@@ -10,7 +10,7 @@ import pytest
 
 from rag.bibtex import bibtex_entries, parse_bibtex_string
 from rag.citations import citation_for, format_sources
-from rag.corpus import detect_format, load_sources, make_paper, paper_id, read_source
+from rag.corpus import detect_format, load_sources, read_source
 from rag.errors import CorpusError
 from rag.metadata import (
     author_line,
@@ -18,6 +18,7 @@ from rag.metadata import (
     normalize_arxiv_id,
     normalize_doi,
 )
+from rag.papers import make_paper, paper_id
 from rag.types import Answer, Hit
 from ui import render
 

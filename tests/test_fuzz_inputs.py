@@ -12,9 +12,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rag.corpus import MAX_ABSTRACT_CHARS, MAX_TITLE_CHARS, normalize_title, read_file
+from rag.corpus import read_file
 from rag.errors import PaperchatError
 from rag.inputs import parse_history, validate_question
+from rag.papers import MAX_ABSTRACT_CHARS, MAX_TITLE_CHARS, normalize_title
 from rag.text import invalid_text_at
 
 SEARCH = "https://papers.example/search?q={query}"

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from fakes import HashEmbeddings
 
-from rag.corpus import MAX_ABSTRACT_CHARS
 from rag.corpus import load_sources as read_corpus
 from rag.errors import CorpusError
 from rag.index import PaperIndex
+from rag.papers import MAX_ABSTRACT_CHARS
 from rag.pipeline import Assistant, read_papers
 from rag.settings import IndexSettings, Settings
 

@@ -13,9 +13,10 @@ import pytest
 from fakes import HashEmbeddings
 
 from rag.chunking import chunk_input, chunk_paper
-from rag.corpus import load_corpus, make_paper
+from rag.corpus import load_corpus
 from rag.errors import IndexBusyError
 from rag.index import PaperIndex
+from rag.papers import make_paper
 from rag.pipeline import Assistant
 from rag.settings import Settings
 from ui.startup import RetryingOpen

@@ -9,9 +9,10 @@ import pytest
 from fakes import HashEmbeddings
 
 import rag.ingest
-from rag.corpus import legacy_paper_id, load_corpus, make_paper, paper_id, read_file
+from rag.corpus import load_corpus, read_file
 from rag.errors import CorpusError
 from rag.index import PaperIndex
+from rag.papers import legacy_paper_id, make_paper, paper_id
 from rag.settings import Settings
 from rag.types import Paper
 
