@@ -158,14 +158,7 @@ class DerivedData:
         """Every chunk vector, read by id (not by graph search); None above the size where
         an exact search is cheap, or for an index whose chunks do not record their span."""
         rows = self.store.chunk_vectors(self.settings.index.exact_search_max_chunks)
-        if rows is None:
-            return None
-        kept = []
-        for row in rows:
-            if row is None:
-                return None  # written before chunks recorded their sentences
-            kept.append(row)
-        return ChunkVectors.build(generation, kept)
+        return None if rows is None else ChunkVectors.build(generation, rows)
 
     def exact_vectors(self) -> ChunkVectors | None:
         """The exact-search copy of the BM25 index's generation, or None (graph search)."""

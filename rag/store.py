@@ -42,9 +42,8 @@ VECTOR_FILES_LOCK = ".vectors.lock"
 # One chunk found by a search: its paper, its cosine similarity and what rag.chunking makes
 # its text from.
 ChunkHit = tuple[str, float, ChunkRef]
-# One stored chunk with its vector: its paper and sentence span; None for a chunk written
-# before chunks recorded their sentences.
-ChunkRow = tuple[str, tuple[int, int], np.ndarray] | None
+# One stored chunk with its vector: its paper and sentence span.
+ChunkRow = tuple[str, tuple[int, int], np.ndarray]
 
 
 def chroma_settings() -> Any:
@@ -444,24 +443,23 @@ class ChromaStore:
             ):
                 yield _paper_from_record(pid, doc, dict(meta or {}))
 
-    def chunk_vectors(self, limit: int) -> Iterator[ChunkRow] | None:
+    def chunk_vectors(self, limit: int) -> list[ChunkRow] | None:
         """Every chunk with its vector, read by id (not by graph search); None when there
-        are more than `limit` chunks."""
+        are more than `limit` chunks, or for an index whose chunks do not record their
+        sentences (written before they did)."""
         self.replay_chunks()
         total = int(self._read(lambda store: store.chunks.count()))
         if total > limit:
             return None
-        return self._chunk_rows(total)
-
-    def _chunk_rows(self, total: int) -> Iterator[ChunkRow]:
+        rows: list[ChunkRow] = []
         for offset in range(0, total, _GET_PAGE):
             got = self._read(functools.partial(_chunk_page, offset=offset))
             for meta, vector in zip(got["metadatas"] or [], got["embeddings"], strict=False):
                 if not meta or "first" not in meta:
-                    yield None
-                    continue
+                    return None
                 span = (int(meta["first"]), int(meta["last"]))
-                yield str(meta["paper_id"]), span, np.asarray(vector, dtype=np.float32)
+                rows.append((str(meta["paper_id"]), span, np.asarray(vector, dtype=np.float32)))
+        return rows
 
     def nearest_chunks(self, vector: np.ndarray, n_chunks: int) -> list[ChunkHit]:
         """The nearest chunks by the chunk collection's graph, best first."""
