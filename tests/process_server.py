@@ -95,3 +95,19 @@ def paperchat_process(
     argv = [sys.executable, "-m", "rag.cli", *args]
     with server_process(argv, log, ready, env, limit_s, f"paperchat {' '.join(args)}") as proc:
         yield proc
+
+
+@contextmanager
+def chroma_server(root: Path, limit_s: float = 60) -> Iterator[str]:
+    """`chroma run` on a free loopback port with its data under `root`; yields its URL and
+    stops it when the with-block ends."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [
+        str(Path(sys.executable).parent / "chroma"), "run", "--path", str(root / "server-db"),
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
+    ready = lambda: http_status(f"{url}/api/v2/heartbeat") == 200  # noqa: E731
+    with server_process(argv, root / "chroma.log", ready, env, limit_s, "chroma run"):
+        yield url

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from process_server import chroma_server, free_port
 
 from rag.corpus import load_corpus
 from rag.errors import StorageError
@@ -24,45 +22,11 @@ BIN = Path(sys.executable).parent
 QUESTION = "What NDCG scores did SeqDialN achieve on VisDial v1.0?"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def chroma_url(tmp_path: Path) -> Iterator[str]:
     """A Chroma server on a free loopback port with its data in tmp_path; stopped after."""
-    port = _free_port()
-    log = (tmp_path / "chroma.log").open("wb")
-    proc = subprocess.Popen(
-        [str(BIN / "chroma"), "run", "--path", str(tmp_path / "server-db"),
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "chroma.log").read_text()[-2000:]
-            try:
-                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "chroma server did not answer its heartbeat"
-            time.sleep(0.2)
+    with chroma_server(tmp_path) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
 
 
 def _small_corpus(path: Path, n: int = 30) -> list:  # type: ignore[type-arg]
@@ -125,6 +89,6 @@ def test_two_clients_share_one_chroma_server(chroma_url: str, tmp_path: Path, em
 def test_unreachable_server_gives_an_actionable_error(tmp_path: Path, embeddings) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
     from rag.index import PaperIndex
 
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(StorageError, match="chroma run --path DIR"):
         PaperIndex(Settings(data_dir=tmp_path, chroma_url=url), embeddings, create=False)

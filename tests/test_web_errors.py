@@ -4,18 +4,14 @@ the traceback in the server log (issue 12, items 5 and 9)."""
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fakes import HashEmbeddings
+from process_server import chroma_server, free_port
 
 from rag.corpus import load_corpus
 from rag.errors import PaperchatError, StorageError
@@ -72,40 +68,16 @@ def test_api_and_upload_get_the_message(tmp_path: Path, caplog: pytest.LogCaptur
     assert len([r for r in caplog.records if r.exc_info]) == 2
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.mark.integration
 @pytest.mark.timeout(300)
 def test_chroma_server_down_is_a_storage_message(tmp_path: Path) -> None:
     from rag.index import PaperIndex
 
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(BIN / "chroma"), "run", "--path", str(tmp_path / "server-db"),
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.2)
+    with chroma_server(tmp_path) as url:  # stopped when the block ends
         settings = Settings(data_dir=tmp_path / "data", chroma_url=url)
         index = PaperIndex(settings, HashEmbeddings(), create=True)  # type: ignore[arg-type]
         index.ingest(load_corpus(None, settings.corpus.search_url_template)[0][:5])
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     # (The dense search itself reads the exact-search copy kept beside BM25, so it is the
     # papers' records that need the server.)
     with pytest.raises(StorageError, match=f"Cannot reach the Chroma server at {url}"):
@@ -123,7 +95,7 @@ def test_ask_api_over_http_gives_messages_for_wrong_types_and_failures(tmp_path:
     from ui.app import build_app, launch
 
     settings = Settings(data_dir=tmp_path)
-    settings.ui.port = _free_port()
+    settings.ui.port = free_port()
     demo = build_app(ChatService(settings, Broken()))
     launch(demo, settings, prevent_thread_lock=True, quiet=True)
     try:
