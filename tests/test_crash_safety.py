@@ -6,13 +6,13 @@ import json
 import os
 import pickle
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from chroma_files import stored_papers
 from fakes import HashEmbeddings
 
 from rag.chunking import chunk_paper
@@ -144,22 +144,6 @@ def test_reader_keeps_bm25_while_an_ingest_is_running(tmp_path: Path) -> None:
 # ---- kill -9 at several points ---------------------------------------------------------
 
 
-def _stored_papers(db: Path) -> int:
-    """Paper records committed so far, read from Chroma's SQLite file without opening Chroma."""
-    path = db / "chroma.sqlite3"
-    if not path.exists():
-        return -1
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.1) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM embeddings e JOIN segments s ON e.segment_id = s.id "
-                "JOIN collections c ON s.collection = c.id WHERE c.name LIKE '%_papers'"
-            ).fetchone()
-    except sqlite3.Error:  # schema not there yet, or the writer holds the lock
-        return -1
-    return int(row[0])
-
-
 def _children(pid: int) -> list[int]:
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -183,7 +167,7 @@ def _ingest_and_kill(
     Returns its exit code, its child processes (embedding workers) at the signal, and those
     still running 10 s after it.
     """
-    start = max(0, _stored_papers(db))
+    start = max(0, stored_papers(db))
     proc = subprocess.Popen(
         cmd,
         env=env,
@@ -195,7 +179,7 @@ def _ingest_and_kill(
     deadline = time.monotonic() + 600
     children: list[int] = []
     while proc.poll() is None and time.monotonic() < deadline:
-        if _stored_papers(db) >= start + at_least:
+        if stored_papers(db) >= start + at_least:
             children = _children(proc.pid)
             os.kill(proc.pid, sig)
             break

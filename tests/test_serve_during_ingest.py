@@ -12,8 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chroma_files import stored_papers
+from process_server import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
@@ -59,29 +59,11 @@ def _synthetic(path: Path) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stored_papers(db: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{db / 'chroma.sqlite3'}?mode=ro", uri=True, timeout=0.1) as c:
-            row = c.execute(
-                "SELECT count(*) FROM embeddings e JOIN segments s ON e.segment_id = s.id "
-                "JOIN collections c ON s.collection = c.id WHERE c.name LIKE '%_papers'"
-            ).fetchone()
-    except sqlite3.Error:
-        return -1
-    return int(row[0])
-
-
 class Server:
     """`paperchat serve` in its own process on a free loopback port."""
 
     def __init__(self, db: Path, data: Path, log: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.log_path = log
         self._log = log.open("wb")
         env = {
@@ -147,7 +129,7 @@ def test_serve_answers_every_question_while_an_ingest_writes_and_sees_the_new_pa
 ) -> None:
     db = tmp_path / "db"
     shutil.copytree(bundled_db, db)
-    before = _stored_papers(db)
+    before = stored_papers(db)
     corpus = tmp_path / "synthetic.jsonl"
     _synthetic(corpus)
 
@@ -164,7 +146,7 @@ def test_serve_answers_every_question_while_an_ingest_writes_and_sees_the_new_pa
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 600
-        while _stored_papers(db) <= before:  # the ingest is writing
+        while stored_papers(db) <= before:  # the ingest is writing
             assert ingest.poll() is None, (tmp_path / "ingest.log").read_text()[-3000:]
             assert time.monotonic() < deadline
             time.sleep(0.5)
