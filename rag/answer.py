@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from rag.citations import citation_for, evidence, ranked_sentences
 from rag.lexical import LexicalIndex
 from rag.settings import AnswerSettings, RetrievalSettings
-from rag.text import name_key, name_keys, name_terms, stems, words
+from rag.text import name_key, name_keys, name_terms, split_sentences, stems, words
 from rag.types import Answer, Citation, Hit, Paper, Turn
 
 ABSTAIN_TEXT = (
@@ -45,6 +45,25 @@ _ASKS_NAME = re.compile(r"\b(datasets?|benchmarks?|corpora|corpus|test sets?)\b"
 _HAS_DIGIT = re.compile(r"\d")
 # Ranks a sentence that gives the asked kind of thing above one that only shares words.
 ANSWER_TYPE_BONUS = 0.2
+# An abstract opens with the field's background and then turns to the paper's own work
+# ("we", "our", "this paper"); a question about a paper is answered by the latter, unless it
+# asks why (the motivation, the problem, the limitation addressed). A sentence that points to
+# a link ("code is available at ...") answers nothing either.
+_OWN_WORK = re.compile(r"\b(we|our|us|this (paper|work|study|article|report))\b", re.I)
+_ASKS_WHY = re.compile(
+    r"\b(why|motivat\w*|problems?|limitations?|challenges?|issues?|gap|shortcomings?)\b", re.I
+)
+# Discourse markers that open a sentence and carry no content of their own; an answer drops
+# them ("To address this issue, we propose X." -> "We propose X.").
+_OPENER = re.compile(
+    r"^(?:(?:to (?:this|that) (?:end|purpose|aim)|to (?:address|tackle|overcome|solve|bridge|fill|"
+    r"alleviate|mitigate|fulfill) (?:this|these|that|those|the above) (?:\w+ )?(?:issues?|problems?|"
+    r"limitations?|challenges?|gaps?|concerns?|shortcomings?)|in this (?:paper|work|study)|"
+    r"specifically|however|moreover|furthermore|additionally|in addition|finally|"
+    r"in particular|concretely|therefore|thus|hence|as a result|in response),\s+)+",
+    re.IGNORECASE,
+)
+_URL = re.compile(r"https?://|\bgithub\b|\bavailable at\b", re.I)
 
 
 def asks_for_several(question: str) -> bool:
@@ -115,6 +134,12 @@ def choose_papers(
     ]
 
 
+def concise(sentence: str) -> str:
+    """The sentence without its opening discourse markers."""
+    rest = _OPENER.sub("", sentence)
+    return rest[:1].upper() + rest[1:] if rest and rest != sentence else sentence
+
+
 def _said(history: Sequence[Turn]) -> set[str]:
     """Sentences already in the conversation, compared by their words."""
     return {
@@ -134,8 +159,13 @@ def short_title(title: str) -> str:
 
 # "Which paper/method/model/dataset ...": the answer is what the paper is, which its
 # contribution sentence says ("we propose X", or a sentence naming X).
-_ASKS_IDENTITY = re.compile(r"^\W*(which|what|is there)\b(?! (is|are|was|were|do|does|did)\b)", re.I)
-_CONTRIBUTION = re.compile(r"\b(we|this (paper|work))\b.{0,40}\b(propose|present|introduce|develop|build|construct|contribute)", re.I)
+_ASKS_IDENTITY = re.compile(
+    r"^\W*(which|what|is there)\b(?! (is|are|was|were|do|does|did)\b)", re.I
+)
+_CONTRIBUTION = re.compile(
+    r"\b(we|this (paper|work))\b.{0,40}\b(propose|present|introduce|develop|build|construct|contribute)",
+    re.I,
+)
 
 
 def _key_sentences(
@@ -160,12 +190,30 @@ def _key_sentences(
             or (wants_name and bool(name_terms(sentence)))
             or (
                 wants_identity
-                and (bool(_CONTRIBUTION.search(sentence)) or bool(own_name and own_name in name_keys(sentence)))
+                and not _URL.search(sentence)  # a link naming the repository says nothing
+                and (
+                    bool(_CONTRIBUTION.search(sentence))
+                    or bool(own_name and own_name in name_keys(sentence))
+                )
             )
         )
 
+    sentences = split_sentences(hit.paper.abstract)
+    own_start = next((i for i, s in enumerate(sentences) if _OWN_WORK.search(s)), 0)
+    own_start = 0 if _ASKS_WHY.search(question) else own_start
+
     def score(share: float, sentence: str) -> float:
         return share + ANSWER_TYPE_BONUS * gives(sentence) + (0.05 if sentence in matched else 0.0)
+
+    def order(ranked: tuple[float, int, str]) -> tuple[bool, bool, float, int]:
+        """The paper's own work before its background, and links last; then by score."""
+        share, position, sentence = ranked
+        return (
+            position < own_start,
+            bool(_URL.search(sentence)),
+            -score(share, sentence),
+            position,
+        )
 
     # The paper's own name picked the paper; within it, every sentence that repeats the name
     # ("The code is available at .../NAME") is no closer to the answer, so it is not counted.
@@ -177,7 +225,7 @@ def _key_sentences(
 
     ranked = sorted(
         ranked_sentences(question, hit.paper, idf if asked - own_stems else lexical.idf),
-        key=lambda r: (-score(r[0], r[2]), r[1]),
+        key=order,
     )
     fresh = [s for _, _, s in ranked if s.strip() and " ".join(words(s)) not in said]
     if not fresh:
@@ -228,7 +276,7 @@ def extractive_answer(
             picked = _key_sentences(question, hit, lexical, said, 1) or _key_sentences(
                 question, hit, lexical, set(), 1
             )
-            lines.append(f"- {short_title(hit.paper.title)}: {picked[0]} [{n}]")
+            lines.append(f"- {short_title(hit.paper.title)}: {concise(picked[0])} [{n}]")
             citations.append(citation_for(n, hit, picked[0]))
         text = "\n".join(lines)
     else:
@@ -238,6 +286,6 @@ def extractive_answer(
             text = ALREADY_SAID.format(title=hit.paper.title, n=1)
             citations.append(citation_for(1, hit, evidence(query, hit.paper, lexical.idf).sentence))
         else:
-            text = " ".join(f"{sentence} [1]" for sentence in picked)
+            text = " ".join(f"{concise(sentence)} [1]" for sentence in picked)
             citations.append(citation_for(1, hit, picked[0], highlights=picked))
     return Answer(text, citations, retrieved, abstained=False, mode="extractive", query=query)

@@ -2,6 +2,7 @@ from rag.answer import (
     ABSTAIN_TEXT,
     asks_for_several,
     choose_papers,
+    concise,
     extractive_answer,
     missing_insisted,
     missing_names,
@@ -27,6 +28,11 @@ ABSTRACTS = {
     "Packer: Compact Visual Tokens": (
         "The code of Packer is at github.com/x/Packer. Multimodal models spend most compute "
         "on visual tokens. Packing them halves the latency."
+    ),
+    "Token Merging Study": (
+        "Visual token merging reduces the cost of multimodal models but loses detail. "
+        "To address this issue, we propose a token merger that keeps small objects. "
+        "Code is available at https://github.com/x/merger-tokens."
     ),
     "Unrelated Graph Paper": (
         "We study graph neural networks for molecules. Message passing is improved. "
@@ -209,3 +215,28 @@ def test_questions_asking_for_several_papers_in_their_usual_phrasings() -> None:
     )
     assert all(asks_for_several(q) for q in several)
     assert not any(asks_for_several(q) for q in one)
+
+
+def test_the_papers_own_work_answers_before_its_background() -> None:
+    hits = make_hits({"Token Merging Study": (5.0, 0.7)})
+    question = "Which method merges visual tokens in multimodal models?"
+    answer = extractive_answer(
+        question, question, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
+    )
+    # Background and link sentences share the question's words, yet the contribution leads,
+    # without its opening discourse marker; the highlight is still the abstract's sentence.
+    assert answer.text.startswith("We propose a token merger that keeps small objects. [1]")
+    assert "github" not in answer.text.split("[1]")[0]
+    assert answer.citations[0].evidence.startswith("To address this issue, we propose")
+    why = "Why is visual token merging a problem for multimodal models?"
+    answer = extractive_answer(
+        why, why, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
+    )
+    assert answer.text.startswith("Visual token merging reduces the cost")
+
+
+def test_concise_drops_only_opening_discourse_markers() -> None:
+    assert concise("Specifically, to this end, we train X.") == "We train X."
+    assert concise("To address these two limitations, we add Y.") == "We add Y."
+    assert concise("However the model fails.") == "However the model fails."
+    assert concise("We train X, however, on Z.") == "We train X, however, on Z."
