@@ -113,13 +113,16 @@ def fuse(signals: Signals, settings: RetrievalSettings, mode: str = "hybrid") ->
 
 
 def named_shares(titles: dict[str, str], names: Sequence[str]) -> dict[str, float]:
-    """Share of the asked names each title carries (papers carrying none are left out)."""
-    shares = {}
-    for pid, title in titles.items():
-        keys = name_keys(title)
-        share = sum(name_key(name) in keys for name in names) / len(names)
-        if share:
-            shares[pid] = share
+    """How much each title names the paper the question asks about (titles carrying no asked
+    name are left out). Each asked name counts 1/len(names), split among the candidate titles
+    that carry it: a name one title carries ("TokenPacker") identifies that paper, a name many
+    carry ("CLIP") is a topic, and look-alike titles do not all get the full bonus."""
+    carried = {pid: name_keys(title) for pid, title in titles.items()}
+    shares: dict[str, float] = {}
+    for key in {name_key(name) for name in names}:
+        holders = [pid for pid, keys in carried.items() if key in keys]
+        for pid in holders:
+            shares[pid] = shares.get(pid, 0.0) + 1.0 / (len(names) * len(holders))
     return shares
 
 

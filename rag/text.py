@@ -122,9 +122,12 @@ def name_keys(text: str) -> set[str]:
 
 
 # Where a question insists on a detail: the words just before "rather than" ("for speech
-# rather than text") and just after "mainly"/"only" ("trained only on French").
+# rather than text", "speech, not text", "speech specifically") and just after
+# "mainly"/"only" ("trained only on French").
 _INSIST_BEFORE = re.compile(
-    r"((?:[\w-]+\s+){1,2})(?:rather than|instead of|as opposed to|but not)\b", re.IGNORECASE
+    r"((?:[\w-]+\s+){1,2})(?:rather than|instead of|as opposed to|but not|specifically)\b"
+    r"|([\w-]+),\s+not\b",
+    re.IGNORECASE,
 )
 _INSIST_AFTER = re.compile(
     r"(?<![\w-])(?:mainly|only|primarily|exclusively|specifically)\s+(?:on\s+|in\s+|for\s+|with\s+)?"
@@ -138,7 +141,7 @@ def insisted_terms(text: str) -> list[str]:
     found: list[str] = []
     for pattern in (_INSIST_BEFORE, _INSIST_AFTER):
         for match in pattern.finditer(text):
-            for word in content_words(match.group(1)):
+            for word in content_words(match.group(match.lastindex or 1)):
                 # Short words here are function words ("only per-image", "only one").
                 if len(word) > 3 and word not in found:
                     found.append(word)

@@ -2,20 +2,21 @@
 
     .venv/bin/python scripts/fit_retrieval.py --bundled-db DIR --aclsum-db DIR --aclsum-set FILE
 
-Three sets: dev and dev_hard (over the bundled corpus) and ACLSum (over its own 250
-papers; `python -m evals.aclsum` writes both files). Each set also gives negatives for
+Four sets: dev, dev_hard and fresh (over the bundled corpus; fresh was written blind, without
+running paperchat on it) and ACLSum (over its own 250 papers; `python -m evals.aclsum` writes
+both files). Each set also gives negatives for
 abstention: its questions asked of the other corpus, where no paper answers them.
 
 Procedure, so no constant is fitted to the dev sets alone:
 1. Every question's retrieval signals are computed once with the real index and model.
-2. Fusion constants (lexical weight and gate, paper weight, name bonus) are chosen on a grid
+2. Fusion constants (lexical weight and gate, paper weight) are chosen on a grid
    by the mean of (recall@5 + MRR) / 2 over the training sets, each set weighing the same.
 3. Abstention weights are a logistic regression on the top paper's signals, each
    (set, answerable?) group weighing the same; then the bias is raised until the training
    sets' mean false-abstention rate is within FALSE_ABSTENTION_BUDGET (refusing a question
    the papers answer costs a user more than a flagged weak answer).
-4. Leave one set out: fit on the other two, report the held-out set. The shipped constants
-   are then fitted on all three. The report goes to --out (JSON) and stdout.
+4. Leave one set out: fit on the other three, report the held-out set. The shipped constants
+   are then fitted on all four. The report goes to --out (JSON) and stdout.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ GRID = {
     "lexical_gate": (4.0, 5.0, 6.0, 7.0),
     "lexical_gate_width": (0.5, 1.0),
     "paper_weight": (0.5, 1.0),
-    "name_weight": (0.0, 1.0, 2.0, 4.0),
 }
-SETS = ("dev", "dev_hard", "aclsum")
+BUNDLED_SETS = ("dev", "dev_hard", "fresh")
+SETS = (*BUNDLED_SETS, "aclsum")
 FALSE_ABSTENTION_BUDGET = 0.05
 
 
@@ -172,7 +173,7 @@ def fit(cases: list[Case], base: RetrievalSettings) -> RetrievalSettings:
 
 
 def constants(settings: RetrievalSettings) -> dict[str, object]:
-    return {k: getattr(settings, k) for k in [*GRID, "support_weights"]}
+    return {k: getattr(settings, k) for k in [*GRID, "name_weight", "support_weights"]}
 
 
 def main() -> int:
@@ -188,11 +189,8 @@ def main() -> int:
     root = Path(__file__).resolve().parents[1]
     ASSISTANTS["bundled"] = Assistant.open(Settings(db_dir=args.bundled_db))
     ASSISTANTS["aclsum"] = Assistant.open(Settings(db_dir=args.aclsum_db))
-    sets = {
-        "dev": (root / "evals/sets/dev.jsonl", "bundled", "aclsum"),
-        "dev_hard": (root / "evals/sets/dev_hard.jsonl", "bundled", "aclsum"),
-        "aclsum": (args.aclsum_set, "aclsum", "bundled"),
-    }
+    sets = {name: (root / f"evals/sets/{name}.jsonl", "bundled", "aclsum") for name in BUNDLED_SETS}
+    sets["aclsum"] = (args.aclsum_set, "aclsum", "bundled")
     cases: list[Case] = []
     if args.cache and args.cache.exists():
         cases = pickle.loads(args.cache.read_bytes())

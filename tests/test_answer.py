@@ -172,6 +172,13 @@ def test_insisted_words_are_the_contrasted_or_restricted_ones() -> None:
     assert insisted_terms("a training-only module that lets a picture act as a decoy") == []
     assert insisted_terms("needing only per-image tags") == ["image", "tags"]
     assert insisted_terms("How many tokens was Yi pretrained on?") == []
+    # "X specifically" and "X, not Y" insist on X; a plain negation insists on nothing.
+    assert insisted_terms("I need tumour photographs specifically, not slides.") == [
+        "tumour",
+        "photographs",
+    ]
+    assert insisted_terms("a corpus of speech, not text") == ["speech"]
+    assert insisted_terms("Which method does not need labels?") == []
 
 
 def test_an_insisted_word_the_abstract_lacks_is_reported_by_stem() -> None:

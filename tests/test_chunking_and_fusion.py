@@ -119,6 +119,9 @@ def test_a_title_carrying_the_asked_name_comes_first() -> None:
     assert named_shares({"t": "LLaVA-Mini: One Vision Token"}, ["LLaVA-Mini", "FLOPs"]) == {
         "t": 0.5
     }
+    # A name several candidate titles carry is a topic, not one paper: the bonus is shared.
+    titles = {"a": "CLIP-MoE: Experts", "b": "Adapting CLIP", "c": "TokenPacker"}
+    assert named_shares(titles, ["CLIP", "TokenPacker"]) == {"a": 0.25, "b": 0.25, "c": 0.5}
 
 
 def test_name_terms_are_what_a_question_insists_on() -> None:
