@@ -60,7 +60,10 @@ _OPENER = re.compile(
     r"alleviate|mitigate|fulfill) (?:this|these|that|those|the above) (?:\w+ )?(?:issues?|problems?|"
     r"limitations?|challenges?|gaps?|concerns?|shortcomings?)|in this (?:paper|work|study)|"
     r"specifically|however|moreover|furthermore|additionally|in addition|finally|"
-    r"in particular|concretely|therefore|thus|hence|as a result|in response),\s+)+",
+    r"in particular|concretely|therefore|thus|hence|as a result|in response|empirically),\s+"
+    r"|(?:extensive |our |the )?(?:experimental |empirical )?(?:experiments?|results?|evaluations?|"
+    r"analys[ie]s)(?: on [\w\s-]{1,40}?)? (?:show|demonstrate|indicate|reveal|confirm|verify|suggest)s? "
+    r"that,?\s+)+",
     re.IGNORECASE,
 )
 _URL = re.compile(r"https?://|\bgithub\b|\bavailable at\b", re.I)
@@ -134,9 +137,13 @@ def choose_papers(
     ]
 
 
+# An aside that only gives examples: "(e.g., cars or birds)".
+_EXAMPLES = re.compile(r",?\s*\((?:e\.\s?g\.|for example|such as)[^()]*\)", re.IGNORECASE)
+
+
 def concise(sentence: str) -> str:
-    """The sentence without its opening discourse markers."""
-    rest = _OPENER.sub("", sentence)
+    """The sentence without its opening discourse markers and its asides of examples."""
+    rest = _EXAMPLES.sub("", _OPENER.sub("", sentence))
     return rest[:1].upper() + rest[1:] if rest and rest != sentence else sentence
 
 

@@ -15,12 +15,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MAX_QUESTION_CHARS = 2000
 # Fusion and abstention constants: see the fields below and docs/evaluation.md.
-LEXICAL_WEIGHT = 4.0
-LEXICAL_GATE = 6.0
+LEXICAL_WEIGHT = 2.0
+LEXICAL_GATE = 5.0
 LEXICAL_GATE_WIDTH = 1.0
 PAPER_WEIGHT = 1.0
 NAME_WEIGHT = 4.0
-SUPPORT_WEIGHTS = (-4.69, 9.91, 3.58, -1.04)
+SUPPORT_WEIGHTS = (-5.36, 10.73, 4.05, -1.4)
 
 
 def _group(prefix: str) -> SettingsConfigDict:

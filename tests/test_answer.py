@@ -247,3 +247,7 @@ def test_concise_drops_only_opening_discourse_markers() -> None:
     assert concise("To address these two limitations, we add Y.") == "We add Y."
     assert concise("However the model fails.") == "However the model fails."
     assert concise("We train X, however, on Z.") == "We train X, however, on Z."
+    assert concise("Experiments on two sets show that, overall, X wins.") == "Overall, X wins."
+    assert concise("One expert per vertical (e.g. cars, birds) is costly.") == (
+        "One expert per vertical is costly."
+    )
