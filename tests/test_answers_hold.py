@@ -67,6 +67,15 @@ def test_dev_hard_targets(bundled_db: Path, tmp_path: Path) -> None:
     _eval(bundled_db, tmp_path, "dev_hard", "recall@5=0.90", "refused_or_flagged=0.66")
 
 
+def test_fresh_set_targets(bundled_db: Path, tmp_path: Path) -> None:
+    # The set written blind (docs/evaluation.md); its near misses are all flagged or refused.
+    report = _eval(
+        bundled_db, tmp_path, "fresh", "recall@5=0.95", "mrr=0.9", "false_abstention_rate=0.05"
+    )
+    near_misses = [q for q in report["questions"] if q["id"] in ("f30", "f31", "f32")]
+    assert all(q["abstained"] or q["missing_terms"] for q in near_misses)
+
+
 def test_a_near_miss_is_flagged_or_refused(assistant: Any) -> None:
     answer = assistant.ask(
         "Which open LLM was pretrained mainly on Japanese and Korean text?", mode="extractive"
