@@ -50,6 +50,11 @@ ANSWER_TYPE_BONUS = 0.2
 # asks why (the motivation, the problem, the limitation addressed). A sentence that points to
 # a link ("code is available at ...") answers nothing either.
 _OWN_WORK = re.compile(r"\b(we|our|us|this (paper|work|study|article|report))\b", re.I)
+_QUESTION = re.compile(
+    r"\?\s*$|^\W*(what|which|how|who|when|where|is|are|was|were|does|do|did|can|could|has|"
+    r"have|list|name|give|show|tell|find)\b",
+    re.IGNORECASE,
+)
 _ASKS_WHY = re.compile(
     r"\b(why|motivat\w*|problems?|limitations?|challenges?|issues?|gap|shortcomings?)\b", re.I
 )
@@ -207,7 +212,9 @@ def _key_sentences(
 
     sentences = split_sentences(hit.paper.abstract)
     own_start = next((i for i, s in enumerate(sentences) if _OWN_WORK.search(s)), 0)
-    own_start = 0 if _ASKS_WHY.search(question) else own_start
+    # A statement rather than a question ("a model that ...") asks for the text most like it.
+    asks_what = bool(_QUESTION.search(question)) and not _ASKS_WHY.search(question)
+    own_start = own_start if asks_what else 0
 
     def score(share: float, sentence: str) -> float:
         return share + ANSWER_TYPE_BONUS * gives(sentence) + (0.05 if sentence in matched else 0.0)

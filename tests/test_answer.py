@@ -240,6 +240,12 @@ def test_the_papers_own_work_answers_before_its_background() -> None:
         why, why, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
     )
     assert answer.text.startswith("Visual token merging reduces the cost")
+    # A statement rather than a question asks for the text most like it, wherever it stands.
+    statement = "visual token merging reduces the cost of multimodal models but loses detail"
+    answer = extractive_answer(
+        statement, statement, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
+    )
+    assert answer.text.startswith("Visual token merging reduces the cost")
 
 
 def test_concise_drops_only_opening_discourse_markers() -> None:
