@@ -112,6 +112,28 @@ def fuse(signals: Signals, settings: RetrievalSettings, mode: str = "hybrid") ->
     return dict(zip(ids, fused.tolist(), strict=True))
 
 
+def ranked(signals: Signals, settings: RetrievalSettings, mode: str = "hybrid") -> list[str]:
+    """Paper ids best first. In hybrid mode the top paper of each component (dense, BM25)
+    keeps a place among the first `settings.k` (at least 3): fusion may outvote one
+    component, but the paper that component is surest of still reaches the answer's
+    candidates. Measured on every set, this never lowered recall@5 or MRR and raised recall@5
+    on the held-out folds (docs/evaluation.md)."""
+    fused = fuse(signals, settings, mode)
+    order = sorted(fused, key=lambda pid: fused[pid], reverse=True)
+    if mode != "hybrid":
+        return order
+    slot = max(settings.k, 3)  # room for fusion's own top paper and both components' tops
+    for component in ("dense", "lexical"):
+        scores = fuse(signals, settings, component)
+        if not scores:
+            continue
+        top = max(scores, key=lambda pid: scores[pid])
+        if top in fused and top not in order[:slot]:
+            order.remove(top)
+            order.insert(slot - 1, top)
+    return order
+
+
 def named_shares(titles: dict[str, str], names: Sequence[str]) -> dict[str, float]:
     """How much each title names the paper the question asks about (titles carrying no asked
     name are left out). Each asked name counts 1/len(names), split among the candidate titles
@@ -180,8 +202,8 @@ class HybridRetriever:
         signals = self.signals(query, names, mode, timings)
         t = time.perf_counter()
         fused = fuse(signals, self.settings, mode)
-        ranked = sorted(fused, key=lambda pid: fused[pid], reverse=True)[: max(k, 20)]
-        papers = self.index.papers(ranked)
+        order = ranked(signals, self.settings, mode)[: max(k, 20)]
+        papers = self.index.papers(order)
         hits = [
             Hit(
                 paper=papers[pid],
@@ -190,7 +212,7 @@ class HybridRetriever:
                 lexical=signals.lexical_raw.get(pid, 0.0),
                 evidence=chunk_texts(papers[pid].abstract, signals.chunks.get(pid, [])),
             )
-            for pid in ranked
+            for pid in order
             if pid in papers
         ]
         timings["fuse"] = (time.perf_counter() - t) * 1000

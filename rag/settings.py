@@ -15,12 +15,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MAX_QUESTION_CHARS = 2000
 # Fusion and abstention constants: see the fields below and docs/evaluation.md.
-LEXICAL_WEIGHT = 2.0
-LEXICAL_GATE = 5.0
+LEXICAL_WEIGHT = 4.0
+LEXICAL_GATE = 6.0
 LEXICAL_GATE_WIDTH = 1.0
 PAPER_WEIGHT = 1.0
 NAME_WEIGHT = 4.0
-SUPPORT_WEIGHTS = (-5.36, 10.73, 4.05, -1.4)
+SUPPORT_WEIGHTS = (-5.37, 10.77, 4.04, -1.37)
 
 
 def _group(prefix: str) -> SettingsConfigDict:

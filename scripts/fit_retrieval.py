@@ -37,7 +37,7 @@ from evals.sets import load_set  # noqa: E402
 from rag.answer import support  # noqa: E402
 from rag.papers import normalize_title  # noqa: E402
 from rag.pipeline import Assistant  # noqa: E402
-from rag.retrieve import Signals, asked_names, contextualize, fuse  # noqa: E402
+from rag.retrieve import Signals, asked_names, contextualize, ranked  # noqa: E402
 from rag.settings import RetrievalSettings, Settings  # noqa: E402
 from rag.types import Hit  # noqa: E402
 
@@ -83,8 +83,7 @@ def collect(corpus: str, path: Path, fold: str, answerable: bool) -> list[Case]:
 
 
 def ranking(case: Case, settings: RetrievalSettings, mode: str = "hybrid") -> list[str]:
-    fused = fuse(case.signals, settings, mode)
-    return sorted(fused, key=lambda pid: fused[pid], reverse=True)
+    return ranked(case.signals, settings, mode)
 
 
 def retrieval_metrics(cases: list[Case], settings: RetrievalSettings, mode: str = "hybrid") -> tuple[float, float]:
