@@ -181,14 +181,15 @@ _CONTRIBUTION = re.compile(
 
 
 def _key_sentences(
-    question: str, hit: Hit, lexical: LexicalIndex, said: set[str], most: int
+    question: str, hit: Hit, lexical: LexicalIndex, said: set[str], most: int, fill_words: int = 0
 ) -> list[str]:
     """Up to `most` sentences that answer, best first, none already said.
 
     The first is the best by question-term share, plus a bonus when it gives the kind of
     thing asked (a number, a dataset name, what the paper is). Each further sentence must
     add a question term of above-median weight that the chosen ones lack: a second ask of
-    the question, not more of the same.
+    the question, not more of the same. Then, while the answer stays within `fill_words`
+    words, the next-best sentences fill the rest.
     """
     matched = " ".join(hit.evidence[:1])
     wants_number = bool(_ASKS_QUANTITY.search(question))
@@ -259,6 +260,15 @@ def _key_sentences(
         if new:
             chosen.append(sentence)
             covered |= set(stems(sentence))
+    if len(chosen) < most:
+        # Room left in a short answer goes to the next-best sentence: the question's other
+        # parts are often asked in words the abstract does not use.
+        used = sum(len(concise(c).split()) for c in chosen)
+        for sentence in fresh[1:]:
+            length = len(concise(sentence).split())
+            if len(chosen) < most and sentence not in chosen and used + length <= fill_words:
+                chosen.append(sentence)
+                used += length
     return chosen
 
 
@@ -295,7 +305,9 @@ def extractive_answer(
         text = "\n".join(lines)
     else:
         hit = chosen[0]
-        picked = _key_sentences(question, hit, lexical, said, settings.max_sentences)
+        picked = _key_sentences(
+            question, hit, lexical, said, settings.max_sentences, settings.fill_words
+        )
         if not picked:
             text = ALREADY_SAID.format(title=hit.paper.title, n=1)
             citations.append(citation_for(1, hit, evidence(query, hit.paper, lexical.idf).sentence))

@@ -185,6 +185,13 @@ class AnswerSettings(BaseSettings):
         "answer (a sentence beyond the first must answer another part of the question); "
         "several papers get one line each.",
     )
+    fill_words: int = Field(
+        default=60,
+        ge=0,
+        le=1000,
+        description="A one-paper extractive answer shorter than this many words adds its "
+        "next-best sentences while it stays within it (0: never).",
+    )
 
 
 class LLMSettings(BaseSettings):

@@ -199,7 +199,13 @@ def test_the_papers_own_name_does_not_choose_the_sentence() -> None:
     )
     question = "What is the latency of Packer?"
     answer = extractive_answer(
-        question, question, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
+        question,
+        question,
+        hits,
+        lexical_for(hits),
+        AnswerSettings(fill_words=0),
+        RetrievalSettings(),
+        5,
     )
     assert answer.text == "Packing them halves the latency. [1]"
 
@@ -257,3 +263,23 @@ def test_concise_drops_only_opening_discourse_markers() -> None:
     assert concise("One expert per vertical (e.g. cars, birds) is costly.") == (
         "One expert per vertical is costly."
     )
+
+
+def test_a_short_answer_fills_its_room_with_the_next_best_sentence() -> None:
+    hits = make_hits(
+        {"Packer: Compact Visual Tokens": (5.0, 0.6), "Unrelated Graph Paper": (1.0, 0.1)}
+    )
+    question = "What is the latency of Packer?"
+    filled = extractive_answer(
+        question, question, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
+    )
+    # The answering sentence first, then the next best; the code link stays out.
+    assert filled.text == (
+        "Packing them halves the latency. [1] Multimodal models spend most compute on visual "
+        "tokens. [1]"
+    )
+    tight = AnswerSettings(fill_words=8)
+    answer = extractive_answer(
+        question, question, hits, lexical_for(hits), tight, RetrievalSettings(), 5
+    )
+    assert answer.text == "Packing them halves the latency. [1]"
