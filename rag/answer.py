@@ -243,7 +243,14 @@ def _key_sentences(
         key=order,
     )
     fresh = [s for _, _, s in ranked if s.strip() and " ".join(words(s)) not in said]
-    if not fresh:
+    # A follow-up whose words only the sentences already given share: the abstract says
+    # nothing more on it, and a sentence sharing none of them would not answer it.
+    shares = {s: share for share, _, s in ranked}
+    if not fresh or (
+        max(shares[s] for s in fresh)
+        == 0
+        < max((v for s, v in shares.items() if s not in fresh), default=0)
+    ):
         return []
     if wants_identity:
         # "Which paper ...?" is answered by what the paper is: its contribution sentence leads.

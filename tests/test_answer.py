@@ -119,6 +119,13 @@ def test_a_follow_up_never_repeats_what_was_said() -> None:
     now = {p.strip() for p in answer.text.split("[1]") if p.strip()}
     assert not before & now
     assert "Results improve recall by 5 points." in now
+    # Asked again, the only sentence with its words was given: the answer says so.
+    history += [Turn("user", follow), Turn("assistant", answer.text)]
+    again = "And the recall gain?"
+    repeat = extractive_answer(
+        again, again, hits, lexical, AnswerSettings(), RetrievalSettings(), 5, history=history
+    )
+    assert repeat.text.startswith("The abstract of Video Moment Finder says nothing more")
 
 
 def test_missing_names_are_those_the_abstract_never_mentions() -> None:
