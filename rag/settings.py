@@ -126,8 +126,9 @@ class RetrievalSettings(BaseSettings):
     candidates: int = Field(
         default=40, ge=5, le=200, description="Candidates each retriever contributes before fusion."
     )
-    # Fitted by scripts/fit_retrieval.py: leave-one-set-out over dev, dev_hard and ACLSum
-    # (docs/evaluation.md has the folds). Not tuned to any one set.
+    # Fitted by scripts/fit_retrieval.py: leave-one-set-out over dev, dev_hard, fresh and
+    # ACLSum (docs/evaluation.md has the folds). Not tuned to any one set. name_weight is set
+    # by a requirement, not fitted (docs/evaluation.md says why).
     lexical_weight: float = Field(
         default=LEXICAL_WEIGHT,
         ge=0.0,
