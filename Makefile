@@ -28,11 +28,12 @@ eval: $(STAMP)
 	$(BIN)/paperchat eval evals/sets/dev.jsonl --mode extractive --out docs/eval-report
 	$(BIN)/paperchat eval evals/sets/dev_hard.jsonl --mode extractive --out docs/eval-report-hard
 	$(BIN)/paperchat eval evals/sets/fresh.jsonl --mode extractive --out docs/eval-report-fresh
+	$(BIN)/paperchat eval evals/sets/holdout.jsonl --mode extractive --out docs/eval-report-holdout
 	$(BIN)/python -m evals.aclsum $(ACLSUM)
 	$(BIN)/paperchat ingest $(ACLSUM)/aclsum-corpus.jsonl --db $(ACLSUM)/db
 	$(BIN)/paperchat eval $(ACLSUM)/aclsum.jsonl --db $(ACLSUM)/db --mode extractive --out docs/eval-report-aclsum
 
-# Refit the fusion and abstention constants across dev, dev_hard, fresh and ACLSum (leave-one-set-out
+# Refit the fusion and abstention constants across dev, dev_hard, fresh, holdout and ACLSum (leave-one-set-out
 # folds in docs/fit-retrieval.json); copy the final ones into rag/settings.py by hand.
 fit: eval
 	$(BIN)/python scripts/fit_retrieval.py --bundled-db $$($(BIN)/python -c 'from rag.settings import Settings; print(Settings().resolved_db_dir)') \

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,29 @@ class ChunkVectors:
             )
             for i in top
         ]
+
+    @cached_property
+    def _rows_of(self) -> dict[str, list[int]]:
+        rows: dict[str, list[int]] = {}
+        for row, pid in enumerate(self.paper_ids.tolist()):
+            rows.setdefault(pid, []).append(row)
+        return rows
+
+    def best_of(
+        self, vector: np.ndarray, paper_ids: Iterable[str]
+    ) -> list[tuple[str, float, tuple[int, int]]]:
+        """The best chunk of each of `paper_ids` (those it holds) for `vector`."""
+        query = np.asarray(vector, dtype=np.float32)
+        query = query / (np.linalg.norm(query) or 1.0)
+        found = []
+        for pid in paper_ids:
+            rows = self._rows_of.get(pid)
+            if rows:
+                scores = self.vectors[rows] @ query
+                best = rows[int(np.argmax(scores))]
+                span = (int(self.spans[best][0]), int(self.spans[best][1]))
+                found.append((pid, float(scores.max()), span))
+        return found
 
     def save(self, path: Path) -> None:
         def write(handle: object) -> None:

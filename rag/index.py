@@ -124,6 +124,13 @@ class PaperIndex:
             return _by_paper(exact.nearest(vector, n_chunks))
         return _by_paper(self.store.nearest_chunks(vector, n_chunks))
 
+    def dense_of(self, vector: np.ndarray, ids: Sequence[str]) -> list[DenseMatch]:
+        """The best chunk of each of `ids` for `vector`, read from the exact-search copy;
+        empty above its size (papers the nearest-chunk search missed then keep the lowest
+        dense score in fusion)."""
+        exact = self.derived.exact_vectors()
+        return _by_paper(exact.best_of(vector, ids)) if exact is not None and ids else []
+
     def same_papers(self, papers: Sequence[Paper]) -> list[Paper]:
         """Stored papers that may be copies of `papers`: same id, DOI or arXiv id."""
         return self.store.same_papers(papers)

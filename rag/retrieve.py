@@ -123,15 +123,14 @@ def ranked(signals: Signals, settings: RetrievalSettings, mode: str = "hybrid") 
     if mode != "hybrid":
         return order
     slot = max(settings.k, 3)  # room for fusion's own top paper and both components' tops
+    missing: list[str] = []
     for component in ("dense", "lexical"):
         scores = fuse(signals, settings, component)
-        if not scores:
-            continue
-        top = max(scores, key=lambda pid: scores[pid])
-        if top in fused and top not in order[:slot]:
-            order.remove(top)
-            order.insert(slot - 1, top)
-    return order
+        top = max(scores, key=lambda pid: scores[pid]) if scores else None
+        if top in fused and top not in order[:slot] and top not in missing:
+            missing.append(top)
+    rest = [pid for pid in order if pid not in missing]
+    return rest[: slot - len(missing)] + missing + rest[slot - len(missing) :]
 
 
 def named_shares(titles: dict[str, str], names: Sequence[str]) -> dict[str, float]:
@@ -177,6 +176,12 @@ class HybridRetriever:
         if mode == "dense":
             raw, standardized = {pid: raw.get(pid, 0.0) for pid in chunk_scores}, {}
         timings["lexical"] = (time.perf_counter() - t) * 1000
+        if vector is not None and mode == "hybrid":
+            # BM25's candidates the nearest chunks missed: their real best-chunk cosine, so
+            # fusion and the support test do not score them by a guess.
+            for match in self.index.dense_of(vector, [p for p in raw if p not in chunk_scores]):
+                chunk_scores[match.paper_id] = match.score
+                chunks[match.paper_id] = match.chunks
         paper_scores: dict[str, float] = {}
         named: dict[str, float] = {}
         if vector is not None:

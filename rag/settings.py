@@ -16,11 +16,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 MAX_QUESTION_CHARS = 2000
 # Fusion and abstention constants: see the fields below and docs/evaluation.md.
 LEXICAL_WEIGHT = 4.0
-LEXICAL_GATE = 6.0
-LEXICAL_GATE_WIDTH = 1.0
-PAPER_WEIGHT = 1.0
+LEXICAL_GATE = 5.0
+LEXICAL_GATE_WIDTH = 0.5
+PAPER_WEIGHT = 0.5
 NAME_WEIGHT = 4.0
-SUPPORT_WEIGHTS = (-5.37, 10.77, 4.04, -1.37)
+SUPPORT_WEIGHTS = (-4.73, 10.23, 4.07, -1.72)
 
 
 def _group(prefix: str) -> SettingsConfigDict:

@@ -47,7 +47,7 @@ GRID = {
     "lexical_gate_width": (0.5, 1.0),
     "paper_weight": (0.5, 1.0),
 }
-BUNDLED_SETS = ("dev", "dev_hard", "fresh")
+BUNDLED_SETS = ("dev", "dev_hard", "fresh", "holdout")
 SETS = (*BUNDLED_SETS, "aclsum")
 FALSE_ABSTENTION_BUDGET = 0.05
 

@@ -28,6 +28,18 @@ def test_nearest_matches_a_brute_force_ranking() -> None:
     assert scores == sorted(scores, reverse=True) and -1.0 <= scores[-1] <= scores[0] <= 1.0
 
 
+def test_best_of_gives_each_named_papers_best_chunk() -> None:
+    rows = _rows(40)  # papers p0..p19, two chunks each
+    exact = ChunkVectors.build("g", rows)
+    query = np.random.default_rng(2).normal(size=8)
+    unit = query / np.linalg.norm(query)
+    got = {pid: (score, span) for pid, score, span in exact.best_of(query, ["p3", "p17", "nope"])}
+    assert set(got) == {"p3", "p17"}
+    for pid, (score, span) in got.items():
+        own = [(float(v @ unit / np.linalg.norm(v)), sp) for p, sp, v in rows if p == pid]
+        assert score == pytest.approx(max(own)[0], abs=1e-5) and span == max(own)[1]
+
+
 def test_nearest_on_empty_or_small_copies() -> None:
     assert ChunkVectors.build("g", []).nearest(np.ones(8), 5) == []
     assert len(ChunkVectors.build("g", _rows(3)).nearest(np.ones(8), 5)) == 3
