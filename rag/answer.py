@@ -130,16 +130,27 @@ def choose_papers(
     limit: int,
 ) -> list[Hit]:
     """The top paper; for a question asking for several, every other top hit that supports
-    the question by the same test the top paper passed."""
+    the question by the same test the top paper passed and whose fused score stands close
+    to the top: at least `several_min_share` of the way from the last hit's score to the
+    first's (the papers that fit a question score together, well above the rest)."""
     if not hits:
         return []
     if not asks_for_several(question):
         return [hits[0]]
-    return [hits[0]] + [
+    top = list(hits[: min(limit, _MAX_PAPERS)])
+    share = several_shares([hit.score for hit in top])
+    return [top[0]] + [
         hit
-        for hit in hits[1 : min(limit, _MAX_PAPERS)]
-        if support(query, hit, lexical, names).answerable(settings)
+        for hit, position in zip(top[1:], share[1:], strict=True)
+        if position >= settings.several_min_share
+        and support(query, hit, lexical, names).answerable(settings)
     ]
+
+
+def several_shares(scores: Sequence[float]) -> list[float]:
+    """Where each score stands between the last (0) and the first (1)."""
+    low, spread = scores[-1], (scores[0] - scores[-1]) or 1.0
+    return [(score - low) / spread for score in scores]
 
 
 # An aside that only gives examples: "(e.g., cars or birds)".

@@ -21,6 +21,7 @@ LEXICAL_GATE_WIDTH = 0.5
 PAPER_WEIGHT = 0.5
 NAME_WEIGHT = 4.0
 SUPPORT_WEIGHTS = (-4.73, 10.23, 4.07, -1.72)
+SEVERAL_MIN_SHARE = 0.2
 
 
 def _group(prefix: str) -> SettingsConfigDict:
@@ -158,6 +159,13 @@ class RetrievalSettings(BaseSettings):
         le=8.0,
         description="Bonus for a paper whose title carries the names the question uses "
         "(times the share of them it carries).",
+    )
+    several_min_share: float = Field(
+        default=SEVERAL_MIN_SHARE,
+        ge=0.0,
+        le=1.0,
+        description="A paper joins a several-paper answer when its fused score is at least "
+        "this share of the way from the last retrieved paper's score to the first's.",
     )
     support_weights: tuple[float, float, float, float] = Field(
         default=SUPPORT_WEIGHTS,

@@ -98,6 +98,25 @@ def test_several_papers_get_one_line_each() -> None:
     assert [c.n for c in answer.citations] == [1, 2]
 
 
+def test_a_paper_scoring_far_below_the_ones_that_fit_stays_out_of_the_list() -> None:
+    # Both moment papers support the question; the second scores near the first, the third
+    # (also supported, by its dense score) far below them, just above the last hit.
+    scores = {
+        "Video Moment Finder": (10.0, 0.7),
+        "Moment Retrieval Two": (9.0, 0.6),
+        "Packer: Compact Visual Tokens": (1.5, 0.7),
+        "Unrelated Graph Paper": (1.0, 0.1),
+    }
+    hits = make_hits(scores)
+    question = "Which papers address video moment retrieval?"
+    lexical = lexical_for(hits)
+    chosen = choose_papers(question, question, hits, lexical, RetrievalSettings(), [], 5)
+    assert [h.paper.title for h in chosen] == ["Video Moment Finder", "Moment Retrieval Two"]
+    everyone = RetrievalSettings(several_min_share=0.0)
+    chosen = choose_papers(question, question, hits, lexical, everyone, [], 5)
+    assert "Packer: Compact Visual Tokens" in [h.paper.title for h in chosen]
+
+
 def test_a_follow_up_never_repeats_what_was_said() -> None:
     hits = make_hits({"Video Moment Finder": (5.0, 0.7)})
     lexical = lexical_for(hits)
