@@ -136,8 +136,13 @@ _INSIST_AFTER = re.compile(
 )
 
 
+# "I mean X specifically": the speaker's own verb is not what they insist on.
+_SPEAKER = re.compile(r"\bI\s+(?:mean|need|want|am looking for)\b", re.IGNORECASE)
+
+
 def insisted_terms(text: str) -> list[str]:
     """Content words the question insists on by contrast or restriction, in order."""
+    text = _SPEAKER.sub(" ", text)
     found: list[str] = []
     for pattern in (_INSIST_BEFORE, _INSIST_AFTER):
         for match in pattern.finditer(text):

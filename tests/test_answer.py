@@ -204,6 +204,7 @@ def test_insisted_words_are_the_contrasted_or_restricted_ones() -> None:
         "photographs",
     ]
     assert insisted_terms("a corpus of speech, not text") == ["speech"]
+    assert insisted_terms("I mean radiology specifically, not microscopy.") == ["radiology"]
     assert insisted_terms("Which method does not need labels?") == []
 
 
