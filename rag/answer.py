@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.citations import citation_for, evidence, ranked_sentences
@@ -191,16 +191,15 @@ _CONTRIBUTION = re.compile(
 )
 
 
-def _key_sentences(
-    question: str, hit: Hit, lexical: LexicalIndex, said: set[str], most: int, fill_words: int = 0
-) -> list[str]:
-    """Up to `most` sentences that answer, best first, none already said.
+def _ranked_for(
+    question: str, hit: Hit, lexical: LexicalIndex
+) -> tuple[list[tuple[float, int, str]], Callable[[str], float], Callable[[str], bool]]:
+    """The abstract's sentences in answer order, the term weights they were ranked by, and
+    the test of whether a sentence gives the kind of thing asked.
 
-    The first is the best by question-term share, plus a bonus when it gives the kind of
-    thing asked (a number, a dataset name, what the paper is). Each further sentence must
-    add a question term of above-median weight that the chosen ones lack: a second ask of
-    the question, not more of the same. Then, while the answer stays within `fill_words`
-    words, the next-best sentences fill the rest.
+    Order: the paper's own work before its background (for a question that does not ask
+    why), links last, then by question-term share plus a bonus when a sentence gives the
+    kind of thing asked (a number, a dataset name, what the paper is).
     """
     matched = " ".join(hit.evidence[:1])
     wants_number = bool(_ASKS_QUANTITY.search(question))
@@ -228,65 +227,66 @@ def _key_sentences(
     asks_what = bool(_QUESTION.search(question)) and not _ASKS_WHY.search(question)
     own_start = own_start if asks_what else 0
 
-    def score(share: float, sentence: str) -> float:
-        return share + ANSWER_TYPE_BONUS * gives(sentence) + (0.05 if sentence in matched else 0.0)
-
     def order(ranked: tuple[float, int, str]) -> tuple[bool, bool, float, int]:
-        """The paper's own work before its background, and links last; then by score."""
         share, position, sentence = ranked
-        return (
-            position < own_start,
-            bool(_URL.search(sentence)),
-            -score(share, sentence),
-            position,
-        )
+        bonus = ANSWER_TYPE_BONUS * gives(sentence) + (0.05 if sentence in matched else 0.0)
+        return (position < own_start, bool(_URL.search(sentence)), -(share + bonus), position)
 
     # The paper's own name picked the paper; within it, every sentence that repeats the name
     # ("The code is available at .../NAME") is no closer to the answer, so it is not counted.
     own_stems = set(stems(short_title(hit.paper.title))) if own_name else set()
-    asked = set(stems(question))
 
     def idf(term: str) -> float:
         return 0.0 if term in own_stems else lexical.idf(term)
 
-    ranked = sorted(
-        ranked_sentences(question, hit.paper, idf if asked - own_stems else lexical.idf),
-        key=order,
-    )
+    weigh = idf if set(stems(question)) - own_stems else lexical.idf
+    ranked = sorted(ranked_sentences(question, hit.paper, weigh), key=order)
+    return ranked, idf, (gives if wants_identity else lambda _: False)
+
+
+def _key_sentences(
+    question: str, hit: Hit, lexical: LexicalIndex, said: set[str], most: int, fill_words: int = 0
+) -> list[str]:
+    """Up to `most` sentences that answer, best first, none already said.
+
+    The first is the best in answer order (_ranked_for). Each further sentence must add a
+    question term of above-median weight that the chosen ones lack: a second ask of the
+    question, not more of the same. Then, while the answer stays within `fill_words` words,
+    the next-best sentences fill the rest.
+    """
+    ranked, idf, names_the_paper = _ranked_for(question, hit, lexical)
     fresh = [s for _, _, s in ranked if s.strip() and " ".join(words(s)) not in said]
     # A follow-up whose words only the sentences already given share: the abstract says
     # nothing more on it, and a sentence sharing none of them would not answer it.
     shares = {s: share for share, _, s in ranked}
-    if not fresh or (
-        max(shares[s] for s in fresh)
-        == 0
-        < max((v for s, v in shares.items() if s not in fresh), default=0)
-    ):
+    given = max((v for s, v in shares.items() if s not in fresh), default=0.0)
+    if not fresh or max(shares[s] for s in fresh) == 0 < given:
         return []
-    if wants_identity:
-        # "Which paper ...?" is answered by what the paper is: its contribution sentence leads.
-        contribution = [s for s in fresh if gives(s)]
-        fresh = contribution[:1] + [s for s in fresh if s not in contribution[:1]]
-    weights = {t: idf(t) for t in asked if idf(t) > 0}
+    # "Which paper ...?" is answered by what the paper is: its contribution sentence leads.
+    contribution = [s for s in fresh if names_the_paper(s)][:1]
+    fresh = contribution + [s for s in fresh if s not in contribution]
+    weights = {t: idf(t) for t in set(stems(question)) if idf(t) > 0}
     heavy = sorted(weights.values())[len(weights) // 2] if weights else 0.0
     chosen = [fresh[0]]
     covered = set(stems(fresh[0]))
     for sentence in fresh[1:]:
         if len(chosen) >= most:
             break
-        new = {t for t in set(stems(sentence)) - covered if weights.get(t, 0.0) >= heavy > 0}
-        if new:
+        if {t for t in set(stems(sentence)) - covered if weights.get(t, 0.0) >= heavy > 0}:
             chosen.append(sentence)
             covered |= set(stems(sentence))
-    if len(chosen) < most:
-        # Room left in a short answer goes to the next-best sentence: the question's other
-        # parts are often asked in words the abstract does not use.
-        used = sum(len(concise(c).split()) for c in chosen)
-        for sentence in fresh[1:]:
-            length = len(concise(sentence).split())
-            if len(chosen) < most and sentence not in chosen and used + length <= fill_words:
-                chosen.append(sentence)
-                used += length
+    return _filled(chosen, fresh, most, fill_words)
+
+
+def _filled(chosen: list[str], fresh: list[str], most: int, fill_words: int) -> list[str]:
+    """Room left in a short answer goes to the next-best sentences: the question's other
+    parts are often asked in words the abstract does not use."""
+    used = sum(len(concise(c).split()) for c in chosen)
+    for sentence in fresh:
+        length = len(concise(sentence).split())
+        if len(chosen) < most and sentence not in chosen and used + length <= fill_words:
+            chosen = [*chosen, sentence]
+            used += length
     return chosen
 
 
