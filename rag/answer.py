@@ -102,22 +102,35 @@ class Support:
     dense: float  # cosine of its best chunk
     term_coverage: float  # idf-weighted share of the question's terms it has
     missing_names: float  # share of the names the question insists on that it lacks
+    dense_margin: float = 0.0  # the query's rag.retrieve.dense_margin
 
     def probability(self, settings: RetrievalSettings) -> float:
         """Logistic estimate that the paper answers the question (weights fitted by
         scripts/fit_retrieval.py, see docs/evaluation.md)."""
-        bias, dense, coverage, missing = settings.support_weights
-        x = bias + dense * self.dense + coverage * self.term_coverage + missing * self.missing_names
+        bias, dense, coverage, missing, margin = settings.support_weights
+        x = (
+            bias
+            + dense * self.dense
+            + coverage * self.term_coverage
+            + missing * self.missing_names
+            + margin * self.dense_margin
+        )
         return 1.0 / (1.0 + math.exp(-x))
 
     def answerable(self, settings: RetrievalSettings) -> bool:
         return self.probability(settings) >= 0.5
 
 
-def support(query: str, hit: Hit, lexical: LexicalIndex, names: Sequence[str] = ()) -> Support:
+def support(
+    query: str,
+    hit: Hit,
+    lexical: LexicalIndex,
+    names: Sequence[str] = (),
+    dense_margin: float = 0.0,
+) -> Support:
     coverage = evidence(query, hit.paper, lexical.idf).coverage
     missing = len(missing_names(names, hit.paper)) / len(names) if names else 0.0
-    return Support(dense=hit.dense, term_coverage=coverage, missing_names=missing)
+    return Support(hit.dense, coverage, missing, dense_margin)
 
 
 def choose_papers(
@@ -128,6 +141,7 @@ def choose_papers(
     settings: RetrievalSettings,
     names: Sequence[str],
     limit: int,
+    dense_margin: float = 0.0,
 ) -> list[Hit]:
     """The top paper; for a question asking for several, every other top hit that supports
     the question by the same test the top paper passed and whose fused score stands close
@@ -143,7 +157,7 @@ def choose_papers(
         hit
         for hit, position in zip(top[1:], share[1:], strict=True)
         if position >= settings.several_min_share
-        and support(query, hit, lexical, names).answerable(settings)
+        and support(query, hit, lexical, names, dense_margin).answerable(settings)
     ]
 
 
@@ -300,15 +314,19 @@ def extractive_answer(
     k: int,
     names: Sequence[str] = (),
     history: Sequence[Turn] = (),
+    dense_margin: float = 0.0,
 ) -> Answer:
     retrieved = list(hits[:k])
 
     def abstain() -> Answer:
         return Answer(ABSTAIN_TEXT, [], retrieved, abstained=True, mode="extractive", query=query)
 
-    if not hits or not support(query, hits[0], lexical, names).answerable(retrieval_settings):
+    top = support(query, hits[0], lexical, names, dense_margin) if hits else None
+    if top is None or not top.answerable(retrieval_settings):
         return abstain()
-    chosen = choose_papers(question, query, hits, lexical, retrieval_settings, names, k)
+    chosen = choose_papers(
+        question, query, hits, lexical, retrieval_settings, names, k, dense_margin
+    )
     said = _said(history)
     lines: list[str] = []
     citations: list[Citation] = []

@@ -183,6 +183,7 @@ class Assistant:
             k,
             names=retrieval.names,
             history=history,
+            dense_margin=retrieval.dense_margin,
         )
 
     def stream(

@@ -64,6 +64,16 @@ class Retrieval:
     hits: list[Hit]
     timings_ms: dict[str, float] = field(default_factory=dict)
     names: list[str] = field(default_factory=list)
+    dense_margin: float = 0.0  # see dense_margin()
+
+
+def dense_margin(chunk_scores: dict[str, float]) -> float:
+    """How far the best paper's chunk cosine stands above the mean of the next nine. Beside
+    the best cosine itself in the support model, it tells a question near many papers (the
+    corpus's own topics) from one whose best match is a lone outlier: the fitted weight is
+    negative (docs/evaluation.md)."""
+    scores = sorted(chunk_scores.values(), reverse=True)
+    return scores[0] - float(np.mean(scores[1:10])) if len(scores) > 2 else 0.0
 
 
 @dataclass
@@ -221,7 +231,8 @@ class HybridRetriever:
             if pid in papers
         ]
         timings["fuse"] = (time.perf_counter() - t) * 1000
-        return Retrieval(query=query, hits=hits, timings_ms=timings, names=names)
+        margin = dense_margin(signals.chunk)
+        return Retrieval(query, hits, timings, names, margin)
 
     def _lexical(
         self, query: str, extra: dict[str, float]

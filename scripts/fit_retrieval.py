@@ -40,7 +40,14 @@ from evals.sets import load_set  # noqa: E402
 from rag.answer import Support, asks_for_several, several_shares, support  # noqa: E402
 from rag.papers import normalize_title  # noqa: E402
 from rag.pipeline import Assistant  # noqa: E402
-from rag.retrieve import Signals, asked_names, contextualize, fuse, ranked  # noqa: E402
+from rag.retrieve import (  # noqa: E402
+    Signals,
+    asked_names,
+    contextualize,
+    dense_margin,
+    fuse,
+    ranked,
+)
 from rag.settings import RetrievalSettings, Settings  # noqa: E402
 from rag.types import Hit  # noqa: E402
 
@@ -116,12 +123,12 @@ def paper_support(case: Case, pid: str) -> Support:
     index = ASSISTANTS[case.corpus].index
     paper = index.papers([pid])[pid]
     hit = Hit(paper=paper, score=0.0, dense=case.signals.chunk.get(pid, 0.0))
-    return support(case.query, hit, index.lexical, case.names)
+    return support(case.query, hit, index.lexical, case.names, dense_margin(case.signals.chunk))
 
 
 def features(case: Case, settings: RetrievalSettings) -> np.ndarray:
     s = paper_support(case, ranking(case, settings)[0])
-    return np.array([1.0, s.dense, s.term_coverage, s.missing_names])
+    return np.array([1.0, s.dense, s.term_coverage, s.missing_names, s.dense_margin])
 
 
 def several_f2(cases: list[Case], settings: RetrievalSettings) -> float | None:

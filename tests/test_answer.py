@@ -1,5 +1,8 @@
+import pytest
+
 from rag.answer import (
     ABSTAIN_TEXT,
+    Support,
     asks_for_several,
     choose_papers,
     concise,
@@ -11,6 +14,7 @@ from rag.answer import (
 from rag.citations import cited_claims
 from rag.lexical import LexicalIndex
 from rag.papers import make_paper
+from rag.retrieve import dense_margin
 from rag.settings import AnswerSettings, RetrievalSettings
 from rag.text import insisted_terms, split_sentences
 from rag.types import Hit, Turn
@@ -310,3 +314,14 @@ def test_a_short_answer_fills_its_room_with_the_next_best_sentence() -> None:
         question, question, hits, lexical_for(hits), tight, RetrievalSettings(), 5
     )
     assert answer.text == "Packing them halves the latency. [1]"
+
+
+def test_support_weighs_how_far_the_best_chunk_stands_above_the_next() -> None:
+    assert dense_margin({"a": 0.9, "b": 0.5, "c": 0.3}) == pytest.approx(0.5)
+    assert dense_margin({"a": 0.9}) == 0.0
+    settings = RetrievalSettings()
+    near_many = Support(dense=0.6, term_coverage=0.2, missing_names=0.0, dense_margin=0.05)
+    lone_match = Support(dense=0.6, term_coverage=0.2, missing_names=0.0, dense_margin=0.3)
+    # Fitted weight (docs/evaluation.md): a lone outlier match is weaker support.
+    assert settings.support_weights[4] < 0
+    assert lone_match.probability(settings) < near_many.probability(settings)
