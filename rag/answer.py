@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from rag.citations import citation_for, evidence, ranked_sentences
 from rag.lexical import LexicalIndex
 from rag.settings import AnswerSettings, RetrievalSettings
-from rag.text import name_key, name_keys, name_terms, split_sentences, stems, words
+from rag.text import name_key, name_keys, name_terms, stems, words
 from rag.types import Answer, Citation, Hit, Paper, Turn
 
 ABSTAIN_TEXT = (
@@ -235,11 +235,6 @@ def _ranked_for(
             )
         )
 
-    sentences = split_sentences(hit.paper.abstract)
-    own_start = next((i for i, s in enumerate(sentences) if _OWN_WORK.search(s)), 0)
-    # A statement rather than a question ("a model that ...") asks for the text most like it.
-    asks_what = bool(_QUESTION.search(question)) and not _ASKS_WHY.search(question)
-    own_start = own_start if asks_what else 0
 
     def order(ranked: tuple[float, int, str]) -> tuple[bool, bool, float, int]:
         share, position, sentence = ranked
@@ -254,8 +249,12 @@ def _ranked_for(
         return 0.0 if term in own_stems else lexical.idf(term)
 
     weigh = idf if set(stems(question)) - own_stems else lexical.idf
-    ranked = sorted(ranked_sentences(question, hit.paper, weigh), key=order)
-    return ranked, idf, (gives if wants_identity else lambda _: False)
+    by_share = ranked_sentences(question, hit.paper, weigh)
+    # A statement rather than a question ("a model that ...") asks for the text most like it.
+    asks_what = bool(_QUESTION.search(question)) and not _ASKS_WHY.search(question)
+    own = [position for _, position, sentence in by_share if _OWN_WORK.search(sentence)]
+    own_start = min(own, default=0) if asks_what else 0
+    return sorted(by_share, key=order), idf, (gives if wants_identity else lambda _: False)
 
 
 def _key_sentences(

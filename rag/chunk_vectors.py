@@ -34,6 +34,11 @@ FORMAT_VERSION = 1
 FILE_NAME = "chunk_vectors.npz"
 
 
+def _unit(vector: np.ndarray) -> np.ndarray:
+    query = np.asarray(vector, dtype=np.float32)
+    return query / (np.linalg.norm(query) or 1.0)
+
+
 def chunk_vectors_path(settings: Settings) -> Path:
     return lexical_path(settings).with_name(FILE_NAME)
 
@@ -72,9 +77,7 @@ class ChunkVectors:
         """The n nearest chunks by cosine similarity, best first."""
         if not len(self.vectors) or n <= 0:
             return []
-        query = np.asarray(vector, dtype=np.float32)
-        query = query / (np.linalg.norm(query) or 1.0)
-        scores = self.vectors @ query
+        scores = self.vectors @ _unit(vector)
         n = min(n, len(scores))
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top], kind="stable")]
@@ -98,8 +101,7 @@ class ChunkVectors:
         self, vector: np.ndarray, paper_ids: Iterable[str]
     ) -> list[tuple[str, float, tuple[int, int]]]:
         """The best chunk of each of `paper_ids` (those it holds) for `vector`."""
-        query = np.asarray(vector, dtype=np.float32)
-        query = query / (np.linalg.norm(query) or 1.0)
+        query = _unit(vector)
         found = []
         for pid in paper_ids:
             rows = self._rows_of.get(pid)

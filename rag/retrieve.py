@@ -122,13 +122,19 @@ def fuse(signals: Signals, settings: RetrievalSettings, mode: str = "hybrid") ->
     return dict(zip(ids, fused.tolist(), strict=True))
 
 
-def ranked(signals: Signals, settings: RetrievalSettings, mode: str = "hybrid") -> list[str]:
+def ranked(
+    signals: Signals,
+    settings: RetrievalSettings,
+    mode: str = "hybrid",
+    fused: dict[str, float] | None = None,
+) -> list[str]:
     """Paper ids best first. In hybrid mode the top paper of each component (dense, BM25)
     keeps a place among the first `settings.k` (at least 3): fusion may outvote one
     component, but the paper that component is surest of still reaches the answer's
     candidates. Measured on every set, this never lowered recall@5 or MRR and raised recall@5
-    on the held-out folds (docs/evaluation.md)."""
-    fused = fuse(signals, settings, mode)
+    on the held-out folds (docs/evaluation.md). `fused`: fuse(signals, settings, mode), when
+    the caller has it already."""
+    fused = fuse(signals, settings, mode) if fused is None else fused
     order = sorted(fused, key=lambda pid: fused[pid], reverse=True)
     if mode != "hybrid":
         return order
@@ -217,7 +223,7 @@ class HybridRetriever:
         signals = self.signals(query, names, mode, timings)
         t = time.perf_counter()
         fused = fuse(signals, self.settings, mode)
-        order = ranked(signals, self.settings, mode)[: max(k, 20)]
+        order = ranked(signals, self.settings, mode, fused)[: max(k, 20)]
         papers = self.index.papers(order)
         hits = [
             Hit(

@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evals.sets import load_set  # noqa: E402
-from rag.answer import Support, asks_for_several, several_shares, support  # noqa: E402
+from rag.answer import Support, asks_for_several, choose_papers, support  # noqa: E402
 from rag.papers import normalize_title  # noqa: E402
 from rag.pipeline import Assistant  # noqa: E402
 from rag.retrieve import (  # noqa: E402
@@ -141,12 +141,19 @@ def several_f2(cases: list[Case], settings: RetrievalSettings) -> float | None:
             continue
         fused = fuse(case.signals, settings)
         top = ranking(case, settings)[: settings.k]
-        shares = several_shares([fused[pid] for pid in top])
-        chosen = [top[0]] + [
-            pid
-            for pid, share in zip(top[1:], shares[1:], strict=True)
-            if share >= settings.several_min_share
-            and paper_support(case, pid).answerable(settings)
+        index = ASSISTANTS[case.corpus].index
+        papers = index.papers(top)
+        candidates = [
+            Hit(paper=papers[pid], score=fused[pid], dense=case.signals.chunk.get(pid, 0.0))
+            for pid in top
+        ]
+        margin = dense_margin(case.signals.chunk)
+        chosen = [
+            hit.paper.id
+            for hit in choose_papers(
+                case.question, case.query, candidates, index.lexical, settings, case.names,
+                settings.k, margin,
+            )
         ]
         hits = len(case.gold & set(chosen))
         precision, recall = hits / len(chosen), hits / len(case.gold)
