@@ -72,6 +72,11 @@ _OPENER = re.compile(
     re.IGNORECASE,
 )
 _URL = re.compile(r"https?://|\bgithub\b|\bavailable at\b", re.I)
+# What the paper leaves to others says nothing of what it did.
+_FUTURE_WORK = re.compile(
+    r"\b(future(\s+\w+){0,2}\s+(work|research|studies|tasks|directions?|experiments)|we leave)\b",
+    re.I,
+)
 
 
 def asks_for_several(question: str) -> bool:
@@ -200,7 +205,8 @@ _ASKS_IDENTITY = re.compile(
     r"^\W*(which|what|is there)\b(?! (is|are|was|were|do|does|did)\b)", re.I
 )
 _CONTRIBUTION = re.compile(
-    r"\b(we|this (paper|work))\b.{0,40}\b(propose|present|introduce|develop|build|construct|contribute)",
+    r"\b(we|this (paper|work))\b.{0,40}\b(propose|present|introduce|develop|build|construct|"
+    r"contribute)",
     re.I,
 )
 
@@ -239,7 +245,8 @@ def _ranked_for(
     def order(ranked: tuple[float, int, str]) -> tuple[bool, bool, float, int]:
         share, position, sentence = ranked
         bonus = ANSWER_TYPE_BONUS * gives(sentence) + (0.05 if sentence in matched else 0.0)
-        return (position < own_start, bool(_URL.search(sentence)), -(share + bonus), position)
+        aside = bool(_URL.search(sentence) or _FUTURE_WORK.search(sentence))
+        return (position < own_start, aside, -(share + bonus), position)
 
     # The paper's own name picked the paper; within it, every sentence that repeats the name
     # ("The code is available at .../NAME") is no closer to the answer, so it is not counted.

@@ -38,6 +38,10 @@ ABSTRACTS = {
         "To address this issue, we propose a token merger that keeps small objects. "
         "Code is available at https://github.com/x/merger-tokens."
     ),
+    "Brain Response Study": (
+        "We explore how multimodal transformers predict fMRI brain responses. "
+        "Future fMRI experiments on multimodal transformers can test this insight."
+    ),
     "Unrelated Graph Paper": (
         "We study graph neural networks for molecules. Message passing is improved. "
         "Results on QM9 are strong."
@@ -283,6 +287,16 @@ def test_the_papers_own_work_answers_before_its_background() -> None:
         statement, statement, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
     )
     assert answer.text.startswith("Visual token merging reduces the cost")
+
+
+def test_what_the_paper_leaves_to_future_work_answers_last() -> None:
+    hits = make_hits({"Brain Response Study": (5.0, 0.7)})
+    question = "Which paper uses multimodal transformers on fMRI experiments?"
+    answer = extractive_answer(
+        question, question, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
+    )
+    # The future-work sentence shares more of the question's words, yet what the paper did leads.
+    assert answer.text.startswith("We explore how multimodal transformers predict fMRI")
 
 
 def test_concise_drops_only_opening_discourse_markers() -> None:
