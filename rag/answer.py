@@ -241,7 +241,6 @@ def _ranked_for(
             )
         )
 
-
     def order(ranked: tuple[float, int, str]) -> tuple[bool, bool, float, int]:
         share, position, sentence = ranked
         bonus = ANSWER_TYPE_BONUS * gives(sentence) + (0.05 if sentence in matched else 0.0)
