@@ -79,6 +79,11 @@ _FUTURE_WORK = re.compile(
 )
 
 
+def _aside(sentence: str) -> bool:
+    """A link or future work: what the paper points to, not what it did."""
+    return bool(_URL.search(sentence) or _FUTURE_WORK.search(sentence))
+
+
 def asks_for_several(question: str) -> bool:
     return bool(_PLURAL.search(question))
 
@@ -244,8 +249,7 @@ def _ranked_for(
     def order(ranked: tuple[float, int, str]) -> tuple[bool, bool, float, int]:
         share, position, sentence = ranked
         bonus = ANSWER_TYPE_BONUS * gives(sentence) + (0.05 if sentence in matched else 0.0)
-        aside = bool(_URL.search(sentence) or _FUTURE_WORK.search(sentence))
-        return (position < own_start, aside, -(share + bonus), position)
+        return (position < own_start, _aside(sentence), -(share + bonus), position)
 
     # The paper's own name picked the paper; within it, every sentence that repeats the name
     # ("The code is available at .../NAME") is no closer to the answer, so it is not counted.
@@ -294,7 +298,8 @@ def _key_sentences(
         if {t for t in set(stems(sentence)) - covered if weights.get(t, 0.0) >= heavy > 0}:
             chosen.append(sentence)
             covered |= set(stems(sentence))
-    return _filled(chosen, fresh, most, fill_words)
+    # Filling adds what the paper did, never an aside chosen only for the room left.
+    return _filled(chosen, [s for s in fresh if not _aside(s)], most, fill_words)
 
 
 def _filled(chosen: list[str], fresh: list[str], most: int, fill_words: int) -> list[str]:

@@ -187,8 +187,9 @@ class AnswerSettings(BaseSettings):
     max_question_chars: int = Field(
         default=MAX_QUESTION_CHARS, ge=10, description="Longest question accepted, in characters."
     )
+    # max_sentences and fill_words: fitted by scripts/fit_answer_length.py (docs/fit-answer.json).
     max_sentences: int = Field(
-        default=2,
+        default=3,
         ge=1,
         le=12,
         description="Most abstract sentences in a one-paper extractive "
@@ -196,7 +197,7 @@ class AnswerSettings(BaseSettings):
         "several papers get one line each.",
     )
     fill_words: int = Field(
-        default=60,
+        default=55,
         ge=0,
         le=1000,
         description="A one-paper extractive answer shorter than this many words adds its "
