@@ -91,6 +91,14 @@ def test_merges_are_reported_with_a_count(tmp_path: Path) -> None:
                or "“Shared Title”" in n for n in read.notes) >= 2  # fmt: skip
     assert all(n.startswith("merged ") and "same title" in n for n in read.notes)
     assert read.papers[0].abstract.endswith("A longer version of it.")
+    # The merges that dropped a different abstract say so; the identical copy does not.
+    longest = len(read.papers[0].abstract)
+    dropped = [n for n in read.notes if "their abstracts differ" in n]
+    assert len(dropped) == 2 and all(f"kept the longest ({longest:,} characters)" in n for n in dropped)
+    assert any(n.endswith("dropped one of 15") for n in dropped)  # "A third, short."
+    assert [n for n in read.notes if "differ" not in n] == [
+        "merged “Other” (b.jsonl) with the copy from a.jsonl: same title"
+    ]
 
     settings = Settings(db_dir=tmp_path / "db")
     report = Assistant.create(settings, HashEmbeddings()).ingest_loaded(read, [a, b])  # type: ignore[arg-type]
