@@ -113,7 +113,10 @@ def storage_failure(exc: BaseException, location: str) -> StorageError | None:
 
 
 def _nearly_full(location: str) -> bool:
-    """Whether the disk of a local index directory has less than 1 MiB free."""
+    """Whether the disk of a local index directory has less than 1 MiB free (False for a
+    Chroma server: its disk is not ours to see)."""
+    if "://" in location:
+        return False
     path = Path(location)
     while not path.exists() and path != path.parent:
         path = path.parent

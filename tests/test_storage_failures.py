@@ -213,5 +213,6 @@ def test_a_stuck_compactor_on_a_full_disk_is_named(
     monkeypatch.setattr(shutil_module, "disk_usage", lambda path: usage._replace(free=4096))
     failure = storage_failure(raw, str(tmp_path / "db"))  # the directory need not exist
     assert failure is not None and "is full" in str(failure) and "Free some space" in str(failure)
+    assert storage_failure(raw, "http://127.0.0.1:8000") is None  # a server's disk: unknown
     monkeypatch.setattr(shutil_module, "disk_usage", lambda path: usage._replace(free=2**30))
     assert storage_failure(raw, str(tmp_path / "db")) is None
