@@ -31,7 +31,7 @@ from pylatexenc.latex2text import LatexNodes2Text
 
 from rag.errors import CorpusError
 from rag.metadata import citation_key
-from rag.papers import SourceRead, make_paper, skipped_without_abstract
+from rag.papers import SourceRead, make_paper, skipped_refused, skipped_without_abstract
 from rag.types import Paper
 
 _KEY = re.compile(r"@\s*\w+\s*[{(]\s*([^,\s]+)")
@@ -125,8 +125,9 @@ def read_bibtex(
         eprint = _text(fields.get("eprint", ""))
         prefix = _text(fields.get("archiveprefix") or fields.get("eprinttype") or "").lower()
         venue = next((_text(fields[k]) for k in _VENUE_FIELDS if fields.get(k)), "")
-        read.papers.append(
-            make_paper(
+        where = f"{path}, entry {entry.key} (line {(entry.start_line or 0) + 1})"
+        try:
+            paper = make_paper(
                 title,
                 abstract,
                 source=path.name,
@@ -138,8 +139,14 @@ def read_bibtex(
                 venue=venue,
                 doi=_text(fields.get("doi", "")),
                 arxiv_id=eprint if prefix == "arxiv" or not prefix else "",
+                where=where,
             )
-        )
+        except CorpusError as exc:  # too long, no usable title, invalid text: named by `where`
+            if not skip_bad:
+                raise
+            read.skipped.append(skipped_refused(exc))
+            continue
+        read.papers.append(paper)
     if no_abstract:
         read.skipped.append(skipped_without_abstract(path, no_abstract, "entry", "entries"))
     return read

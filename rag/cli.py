@@ -282,9 +282,10 @@ def build_parser(*, only: str | None = None) -> argparse.ArgumentParser:
     )
     ingest.add_argument(
         "--max",
-        type=int,
+        type=setting_int("arxiv", "max_results"),
         metavar="N",
-        help="papers an --arxiv query fetches (default 50, $PAPERCHAT_ARXIV_MAX_RESULTS)",
+        help="papers an --arxiv query fetches, 1 to 10000 (default 50, "
+        "$PAPERCHAT_ARXIV_MAX_RESULTS)",
     )
     ingest.add_argument(
         "--arxiv-id",

@@ -268,13 +268,22 @@ def _quoted(title: str, limit: int = 80) -> str:
 
 def merge_note(paper: Paper, first: Paper, reason: str) -> str:
     """`merged “T” (b.bib) with the copy from a.txt: same title`, naming both titles when
-    they differ."""
+    they differ, and saying which abstract was kept when the copies' abstracts differ (the
+    merge keeps only the longest)."""
     if normalize_title(paper.title) == normalize_title(first.title):
-        return f"merged {_quoted(paper.title)} ({paper.source}) with the copy from {first.source}: {reason}"
-    return (
-        f"merged {_quoted(paper.title)} ({paper.source}) into {_quoted(first.title)} "
-        f"({first.source}): {reason}"
-    )
+        note = f"merged {_quoted(paper.title)} ({paper.source}) with the copy from {first.source}: {reason}"
+    else:
+        note = (
+            f"merged {_quoted(paper.title)} ({paper.source}) into {_quoted(first.title)} "
+            f"({first.source}): {reason}"
+        )
+    if paper.abstract != first.abstract:
+        kept, dropped = sorted((first.abstract, paper.abstract), key=len, reverse=True)
+        note += (
+            f"; their abstracts differ: kept the longest ({len(kept):,} characters), dropped "
+            f"one of {len(dropped):,}"
+        )
+    return note
 
 
 class DuplicateMerger:

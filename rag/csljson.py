@@ -15,7 +15,7 @@ from typing import Any
 
 from rag.errors import CorpusError
 from rag.metadata import normalize_arxiv_id
-from rag.papers import SourceRead, make_paper, skipped_without_abstract
+from rag.papers import SourceRead, make_paper, skipped_refused, skipped_without_abstract
 
 
 def _name(person: Any) -> str:
@@ -103,7 +103,13 @@ def read_csl_json(
                 or _text(item, "publisher"),
                 doi=_text(item, "DOI"),
                 arxiv_id=arxiv_id,
+                where=f"{path}, item {number}",  # not the label: the title may be invalid text
             )
+        except CorpusError as exc:  # too long, no usable title, invalid text: named by `where`
+            if not skip_bad:
+                raise
+            read.skipped.append(skipped_refused(exc))
+            continue
         except ValueError as exc:
             problem = f"{label}: {exc}"
             if not skip_bad:

@@ -159,3 +159,9 @@ def skipped_without_abstract(path: Path, labels: list[str], noun: str, plural: s
         f"{path.name}: skipped {len(labels)} {noun if len(labels) == 1 else plural} "
         f"without an abstract: {shown}"
     )
+
+
+def skipped_refused(exc: CorpusError) -> str:
+    """The --skip-bad note for a record make_paper refused (too long, no usable title,
+    invalid text): its message up to the first full stop, which names the file and record."""
+    return f"skipped {str(exc).split('. ')[0]}"

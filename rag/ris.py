@@ -15,7 +15,7 @@ from typing import Any
 import rispy
 
 from rag.errors import CorpusError
-from rag.papers import SourceRead, make_paper, skipped_without_abstract
+from rag.papers import SourceRead, make_paper, skipped_refused, skipped_without_abstract
 
 _TAG = re.compile(r"^([A-Z][A-Z0-9])  -( |$)")
 
@@ -89,8 +89,8 @@ def read_ris(
             no_abstract.append(_first(record, "id") or f"line {line}")
             continue
         authors = record.get("authors") or record.get("first_authors") or []
-        read.papers.append(
-            make_paper(
+        try:
+            paper = make_paper(
                 title,
                 abstract,
                 source=path.name,
@@ -103,8 +103,14 @@ def read_ris(
                     record, "journal_name", "secondary_title", "alternate_title1", "publisher"
                 ),
                 doi=_first(record, "doi"),
+                where=f"{path}, record at line {line}",
             )
-        )
+        except CorpusError as exc:  # too long, no usable title, invalid text: named by `where`
+            if not skip_bad:
+                raise
+            read.skipped.append(skipped_refused(exc))
+            continue
+        read.papers.append(paper)
     if no_abstract:
         read.skipped.append(skipped_without_abstract(path, no_abstract, "record", "records"))
     return read

@@ -95,13 +95,35 @@ def storage_failure(exc: BaseException, location: str) -> StorageError | None:
             "built from with `paperchat ingest --rebuild` (same --db); the damaged copy is "
             "kept beside it."
         )
-    if "no space left" in text or "disk is full" in text or "error in compaction" in text:
+    # Chroma's compactor names no cause when it cannot purge its log; on a full disk every
+    # later open fails that way until there is room, so it counts only when the disk is full.
+    compactor_stuck = "purging logs" in text and _nearly_full(location)
+    if (
+        "no space left" in text
+        or "disk is full" in text
+        or "error in compaction" in text
+        or compactor_stuck
+    ):
         return StorageError(
             f"The disk holding the index at {location} is full, or was during the last write "
             f"({exc}). Free some space, then run the same command again: the papers stored "
             "so far are kept, and questions are answered again once there is room."
         )
     return None
+
+
+def _nearly_full(location: str) -> bool:
+    """Whether the disk of a local index directory has less than 1 MiB free (False for a
+    Chroma server: its disk is not ours to see)."""
+    if "://" in location:
+        return False
+    path = Path(location)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return shutil.disk_usage(path).free < 2**20
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rag.corpus import read_file
+from rag.corpus import read_file, read_source
 from rag.errors import PaperchatError
 from rag.inputs import parse_history, validate_question
 from rag.papers import MAX_ABSTRACT_CHARS, MAX_TITLE_CHARS, normalize_title
@@ -53,13 +53,24 @@ def _read(data: bytes, suffix: str) -> None:
         try:
             papers = read_file(path, SEARCH)
         except PaperchatError:
+            papers = []
+        else:
+            assert papers
+            _check_papers(papers)
+        try:  # --skip-bad: the good records, bad ones skipped with a note
+            read = read_source(path, SEARCH, skip_bad=True)
+        except PaperchatError:
             return
-        assert papers
-        _check_papers(papers)
+        _check_papers(read.papers)
+        for note in read.skipped:
+            note.encode("utf-8")  # shown on a terminal and in the web page
 
 
 @FUZZ
-@given(data=st.binary(max_size=2000), suffix=st.sampled_from([".jsonl", ".json", ".txt", ".md"]))
+@given(
+    data=st.binary(max_size=2000),
+    suffix=st.sampled_from([".jsonl", ".json", ".txt", ".md", ".bib", ".ris"]),
+)
 def test_readers_on_arbitrary_bytes(data: bytes, suffix: str) -> None:
     _read(data, suffix)
 
@@ -69,6 +80,65 @@ def test_readers_on_arbitrary_bytes(data: bytes, suffix: str) -> None:
 def test_jsonl_reader_on_arbitrary_records(records: list[Any]) -> None:
     lines = "\n".join(json.dumps(r) for r in records)  # ASCII: surrogates become \ud800
     _read(lines.encode(), ".jsonl")
+
+
+# Field names the BibTeX, RIS and CSL-JSON readers look at.
+_BIB_FIELDS = st.sampled_from(["title", "abstract", "author", "year", "doi", "eprint", "url", "journal"])
+_RIS_TAGS = st.sampled_from(["TI", "T1", "AB", "N2", "AU", "PY", "DO", "UR", "JO", "ID", "ER", "TY"])
+_CSL_FIELDS = ("title", "abstract", "id", "author", "issued", "DOI", "URL", "number")
+_LINE_TEXT = ANY_TEXT.map(lambda t: t.replace("\n", " "))
+
+
+@FUZZ
+@given(
+    entries=st.lists(
+        st.tuples(
+            st.sampled_from(["article", "inproceedings", "misc"]),
+            _LINE_TEXT,
+            st.lists(st.tuples(_BIB_FIELDS, _LINE_TEXT), max_size=6).map(
+                lambda fields: [("title", "T" + fields[0][1]), ("abstract", "A" + fields[-1][1]), *fields]
+                if fields else fields
+            ),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_bibtex_reader_on_arbitrary_entries(entries: list[Any]) -> None:
+    text = "".join(
+        f"@{kind}{{{key},\n" + "".join(f"  {name} = {{{value}}},\n" for name, value in fields) + "}\n\n"
+        for kind, key, fields in entries
+    )
+    _read(text.encode("utf-8", "surrogatepass"), ".bib")
+
+
+@FUZZ
+@given(
+    records=st.lists(
+        st.lists(st.tuples(_RIS_TAGS, _LINE_TEXT), max_size=8), min_size=1, max_size=4
+    )
+)
+def test_ris_reader_on_arbitrary_records(records: list[Any]) -> None:
+    text = "".join(
+        "TY  - JOUR\n" + "".join(f"{tag}  - {value}\n" for tag, value in fields) + "ER  - \n\n"
+        for fields in records
+    )
+    _read(text.encode("utf-8", "surrogatepass"), ".ris")
+
+
+@FUZZ
+@given(
+    items=st.lists(
+        st.fixed_dictionaries(
+            {"title": ANY_TEXT, "abstract": ANY_TEXT},
+            optional={name: JSON_VALUES | ANY_TEXT for name in _CSL_FIELDS[2:]},
+        )
+        | JSON_VALUES,
+        max_size=5,
+    )
+)
+def test_csl_json_reader_on_arbitrary_items(items: list[Any]) -> None:
+    _read(json.dumps(items).encode(), ".json")  # ASCII: surrogates become \ud800
 
 
 @FUZZ

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,14 @@ def test_merges_are_reported_with_a_count(tmp_path: Path) -> None:
                or "“Shared Title”" in n for n in read.notes) >= 2  # fmt: skip
     assert all(n.startswith("merged ") and "same title" in n for n in read.notes)
     assert read.papers[0].abstract.endswith("A longer version of it.")
+    # The merges that dropped a different abstract say so; the identical copy does not.
+    longest = len(read.papers[0].abstract)
+    dropped = [n for n in read.notes if "their abstracts differ" in n]
+    assert len(dropped) == 2 and all(f"kept the longest ({longest:,} characters)" in n for n in dropped)
+    assert any(n.endswith("dropped one of 15") for n in dropped)  # "A third, short."
+    assert [n for n in read.notes if "differ" not in n] == [
+        "merged “Other” (b.jsonl) with the copy from a.jsonl: same title"
+    ]
 
     settings = Settings(db_dir=tmp_path / "db")
     report = Assistant.create(settings, HashEmbeddings()).ingest_loaded(read, [a, b])  # type: ignore[arg-type]
@@ -115,3 +124,56 @@ def test_writes_are_split_under_the_stores_largest_batch(tmp_path: Path) -> None
     report = index.ingest(papers)
     assert report.papers == 60 and report.chunks > 200
     assert max(sizes) == 50 and sum(sizes) == report.chunks + 60
+
+
+_FINE = "A fine abstract that is long enough to be read as one."
+_HUGE = "Words and more words. " * 1000
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "place"),
+    [
+        ("refs.bib",
+         f"@article{{a,\n title={{Fine paper}},\n abstract={{{_FINE}}}\n}}\n\n"
+         f"@article{{b,\n title={{Huge}},\n abstract={{{_HUGE}}}\n}}\n",
+         r"refs\.bib, entry b \(line 6\)"),
+        ("refs.ris",
+         f"TY  - JOUR\nTI  - Fine paper\nAB  - {_FINE}\nER  - \n\n"
+         f"TY  - JOUR\nTI  - Huge\nAB  - {_HUGE}\nER  - \n",
+         r"refs\.ris, record at line 6"),
+        ("refs.json",
+         json.dumps([{"title": "Fine paper", "abstract": _FINE}, {"title": "Huge", "abstract": _HUGE}]),
+         r"refs\.json, item 2"),
+    ],
+)  # fmt: skip
+def test_reference_manager_files_name_the_refused_record(
+    tmp_path: Path, name: str, text: str, place: str
+) -> None:
+    """BibTeX, RIS and CSL-JSON records are held to the same limits as JSON Lines, and the
+    message names the file and the record; --skip-bad reads the others."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(CorpusError, match=place + r": the abstract is 21,999 characters long"):
+        read_corpus([path], SEARCH)
+    read = read_corpus([path], SEARCH, skip_bad=True)
+    assert [p.title for p in read.papers] == ["Fine paper"]
+    assert read.skipped == 1 and re.search(place, read.notes[0]), read.notes
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "place"),
+    [
+        ("refs.bib", f"@article{{k1,\n title={{!!! ???}},\n abstract={{{_FINE}}}\n}}\n",
+         r"refs\.bib, entry k1 \(line 1\)"),
+        ("refs.ris", f"TY  - JOUR\nTI  - ★ ☆\nAB  - {_FINE}\nER  - \n", r"refs\.ris, record at line 1"),
+        ("refs.json", json.dumps([{"title": "—", "abstract": _FINE}]), r"refs\.json, item 1"),
+        ("refs2.json", json.dumps([{"title": "T\ud800", "abstract": _FINE}]), r"refs2\.json, item 1"),
+    ],
+)  # fmt: skip
+def test_reference_manager_files_name_a_record_without_a_usable_title(
+    tmp_path: Path, name: str, text: str, place: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(CorpusError, match=place + ": "):
+        read_corpus([path], SEARCH)

@@ -41,6 +41,27 @@ def test_serve_port_is_checked_the_same_way(capsys: pytest.CaptureFixture[str]) 
     assert "70000 is out of range; use 1 to 65535" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        # --max 0 fetched the default 50 papers; -3 went to arXiv as it was.
+        (["ingest", "--arxiv", "ti:llava", "--max", "0"], "argument --max: 0 is out of range; use 1 to 10000"),
+        (["ingest", "--arxiv", "ti:llava", "--max", "-3"], "argument --max: -3 is out of range"),
+        (["ingest", "--arxiv", "ti:llava", "--max", "20000"], "argument --max: 20000 is out of range"),
+        # mcp --port 70000 printed a URL with that port and hung; -1 ended in uvicorn's error.
+        (["mcp", "--http", "--port", "70000"], "argument --port: 70000 is out of range; use 1 to 65535"),
+        (["mcp", "--http", "--port", "-1"], "argument --port: -1 is out of range"),
+    ],
+)  # fmt: skip
+def test_other_numeric_flags_are_checked_the_same_way(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    assert says in capsys.readouterr().err
+
+
 def test_out_of_range_environment_setting_is_a_message(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -79,6 +79,19 @@ def test_empty_or_unreadable_reply_names_the_context_size(
 
 
 @pytest.mark.integration
+def test_reply_cut_at_the_length_limit_names_the_context_size(
+    server: FakeOpenAI, make_assistant: Callable[..., Assistant]
+) -> None:
+    # llama.cpp ends a reply that fills the context with finish_reason "length".
+    server.responder = lambda r: text(GOOD.format(n=source_number(r, SEQDIALN)), finish_reason="length")
+    _, answer = run(make_assistant(), mode="llm")
+    assert answer.mode == "llm" and answer.citations[0].title.startswith(SEQDIALN)
+    assert "reached the model's length limit and may be incomplete" in answer.note
+    assert re.search(r"The prompt was about \d+ tokens", answer.note), answer.note
+    assert "Set PAPERCHAT_LLM_CONTEXT_TOKENS to the model's context size (now 4096)" in answer.note
+
+
+@pytest.mark.integration
 def test_rejected_model_text_is_marked_in_the_stream(
     server: FakeOpenAI, make_assistant: Callable[..., Assistant]
 ) -> None:

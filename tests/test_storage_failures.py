@@ -193,3 +193,26 @@ def test_known_storage_failures_are_named(raw: str, says: str) -> None:
     failure = storage_failure(RuntimeError(raw), "/data/db")
     assert failure is not None and says in str(failure) and "/data/db" in str(failure)
     assert storage_failure(RuntimeError("something else"), "/data/db") is None
+
+
+def test_a_stuck_compactor_on_a_full_disk_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """After a write filled the disk, every open fails in Chroma's compactor without naming
+    the cause (seen with a tmpfs filled by an ingest with PAPERCHAT_INDEX_MIN_FREE_MB=0):
+    `ask` said 'Cannot open the index ... If it is damaged, rebuild it', which needs more
+    room still. Named as a full disk only while the disk is full."""
+    import shutil as shutil_module
+
+    from rag.store import storage_failure
+
+    raw = RuntimeError(
+        "Error executing plan: Error sending backfill request to compactor: Error purging logs"
+    )
+    usage = shutil_module.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda path: usage._replace(free=4096))
+    failure = storage_failure(raw, str(tmp_path / "db"))  # the directory need not exist
+    assert failure is not None and "is full" in str(failure) and "Free some space" in str(failure)
+    assert storage_failure(raw, "http://127.0.0.1:8000") is None  # a server's disk: unknown
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda path: usage._replace(free=2**30))
+    assert storage_failure(raw, str(tmp_path / "db")) is None

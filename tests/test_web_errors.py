@@ -111,5 +111,33 @@ def test_ask_api_over_http_gives_messages_for_wrong_types_and_failures(tmp_path:
             client.predict(question="What is SeqDialN?", history=[], api_name="/ask")
         assert "did not expect (KeyError" in str(caught.value)
         assert "upstream Gradio app has raised an exception" not in str(caught.value)
+        # A lone surrogate, as JSON's \ud800 escape sends it (gradio_client cannot encode
+        # one): the API client got {"error": null}.
+        for data, says in (
+            (["what about \ud800?", []], "The question holds U+D800"),
+            (["fine?", [{"role": "user", "content": "\udcff"}]], "History item 1"),
+        ):
+            error = _raw_ask(settings.ui.port, data)
+            assert error is not None and says in error, error
     finally:
         demo.close()
+
+
+def _raw_ask(port: int, data: list[Any]) -> str | None:
+    """POST /ask as a client in another language would (JSON, surrogates escaped); the
+    error the event stream reports."""
+    import json
+    import urllib.request
+
+    base = f"http://127.0.0.1:{port}/gradio_api/call/ask"
+    body = json.dumps({"data": data}).encode()  # ASCII: "\ud800" stays an escape
+    request = urllib.request.Request(base, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        event = json.loads(response.read())["event_id"]
+    with urllib.request.urlopen(f"{base}/{event}", timeout=60) as response:
+        events = response.read().decode()
+    for line in events.splitlines():
+        if line.startswith("data: ") and "error" in line:
+            found = json.loads(line[len("data: "):])
+            return found.get("error") if isinstance(found, dict) else None
+    return None

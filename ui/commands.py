@@ -61,7 +61,10 @@ def register_mcp(sub: Any) -> None:
         "PAPERCHAT_API_TOKEN makes every request need credentials (see docs/integrations.md).",
     )
     mcp.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
-    mcp.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    # No setting of its own: a port's range is the web chat's (1 to 65535).
+    mcp.add_argument(
+        "--port", type=setting_int("ui", "port"), default=8765, help="HTTP port (default 8765)"
+    )
     mcp.add_argument("--host", help="HTTP interface to bind (default 127.0.0.1)")
     storage_options(mcp)
     llm_options(mcp)
