@@ -37,6 +37,7 @@ from evals.bench_phases import (
     run_bench,
 )
 from evals.bench_report import summary_table, write_bench_reports
+from rag.cli import int_in
 from rag.settings import Settings
 
 
@@ -88,11 +89,11 @@ def add_bench_parser(
         help="where corpora and indexes are built (default: a temporary folder, deleted after)",
     )  # fmt: skip
     bench.add_argument(
-        "--reuse-above", type=int, default=DEFAULT_REUSE_ABOVE, metavar="N",
+        "--reuse-above", type=int_in(0), default=DEFAULT_REUSE_ABOVE, metavar="N",
         help=f"reuse sentence embeddings for sizes above N (default {DEFAULT_REUSE_ABOVE})",
     )  # fmt: skip
     bench.add_argument(
-        "--reference-papers", type=int, default=DEFAULT_REFERENCE_PAPERS, metavar="N",
+        "--reference-papers", type=int_in(0), default=DEFAULT_REFERENCE_PAPERS, metavar="N",
         help="papers for the torch fp32 reference rate (default 1000; 0 skips it)",
     )  # fmt: skip
     bench.add_argument("--no-baseline", action="store_true", help="skip the LangChain baseline")
@@ -100,7 +101,9 @@ def add_bench_parser(
         "--json", action="store_true",
         help="print the results as JSON instead of the short table (bench.json has them too)",
     )  # fmt: skip
-    bench.add_argument("--rounds", type=int, default=3, help="timed passes over the dev questions")
+    bench.add_argument(
+        "--rounds", type=int_in(1), default=3, help="timed passes over the dev questions"
+    )
     bench.set_defaults(func=func)
 
 

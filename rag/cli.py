@@ -22,9 +22,28 @@ flags override them. Nothing leaves this machine unless you configure an LLM end
 
 # Merge and skip notes printed under an ingest summary; --json has them all.
 MAX_NOTES = 20
+def int_in(low: int | None, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high` (argparse exits 2 with the message)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(
+                f"{value} is out of range; use {low} to {high}"
+                if high is not None
+                else f"{value} is too small; use at least {low}"
+            )
+        return value
+
+    return parse
+
+
 def setting_int(group: str, name: str) -> Callable[[str], int]:
     """An argparse type for a flag that sets Settings.<group>.<name>: a whole number within
-    the bounds the setting declares, checked the same way (argparse exits 2 with the message)."""
+    the bounds the setting declares, checked the same way."""
 
     def parse(text: str) -> int:
         from rag.settings import Settings
@@ -32,16 +51,7 @@ def setting_int(group: str, name: str) -> Callable[[str], int]:
         field = Settings.model_fields[group].annotation.model_fields[name]  # type: ignore[union-attr]
         low = next((m.ge for m in field.metadata if getattr(m, "ge", None) is not None), None)
         high = next((m.le for m in field.metadata if getattr(m, "le", None) is not None), None)
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(
-                f"{value} is out of range; use {low} to {high}" if high is not None
-                else f"{value} is too small; use at least {low}"
-            )
-        return value
+        return int_in(low, high)(text)
 
     parse.__name__ = f"{group}.{name}"  # argparse names the type in "invalid ... value"
     return parse

@@ -51,6 +51,10 @@ def test_serve_port_is_checked_the_same_way(capsys: pytest.CaptureFixture[str]) 
         # mcp --port 70000 printed a URL with that port and hung; -1 ended in uvicorn's error.
         (["mcp", "--http", "--port", "70000"], "argument --port: 70000 is out of range; use 1 to 65535"),
         (["mcp", "--http", "--port", "-1"], "argument --port: -1 is out of range"),
+        # bench --rounds 0 failed only after building its corpora; negatives were taken as given.
+        (["bench", "--rounds", "0"], "argument --rounds: 0 is too small; use at least 1"),
+        (["bench", "--reuse-above", "-1"], "argument --reuse-above: -1 is too small"),
+        (["bench", "--reference-papers", "-5"], "argument --reference-papers: -5 is too small"),
     ],
 )  # fmt: skip
 def test_other_numeric_flags_are_checked_the_same_way(
