@@ -147,8 +147,10 @@ def read_jsonl(path: Path, search_url_template: str, *, skip_bad: bool = False) 
             read.papers.append(_jsonl_paper(line, search_url_template))
         except CorpusError as exc:
             if not skip_bad:
+                # The paper's own check may already say that nothing was ingested: once is enough.
+                reason = re.sub(r"\s*nothing from this file was ingested\.$", "", str(exc), flags=re.I)
                 raise CorpusError(
-                    f"{exc} Fix that line, or ingest with --skip-bad to read the other lines; "
+                    f"{reason} Fix that line, or ingest with --skip-bad to read the other lines; "
                     "nothing from this file was ingested."
                 ) from exc
             read.skipped.append(f"{path.name}: skipped line {line.number} (malformed)")

@@ -54,8 +54,10 @@ def test_several_mb_abstract_is_refused_with_its_line_before_any_work(tmp_path: 
     with pytest.raises(
         CorpusError, match=r"big\.jsonl, line 2: the abstract is 3,299,999 characters long; "
         r"the limit is 20,000"
-    ):
+    ) as refused:
         read_corpus([big], SEARCH)
+    # What happened to the file is said once, after what to do.
+    assert str(refused.value).lower().count("nothing from this file was ingested") == 1
     db = tmp_path / "db"
     result = subprocess.run(
         [str(BIN / "paperchat"), "ingest", str(big), "--db", str(db)],
