@@ -20,7 +20,9 @@ from rag.settings import Settings
 from rag.text import stems
 from rag.types import CorpusSummary, Paper
 
-FORMAT_VERSION = 4  # 3: with the corpus summary; 4: postings saved without bm25s's class
+# 3: with the corpus summary; 4: postings saved without bm25s's class; 5: counts such as "10M"
+# also indexed as "10" and "million" (rag.text.stems)
+FORMAT_VERSION = 5
 # Beside the BM25 file: the summary alone, readable without unpickling BM25 (or Chroma).
 SUMMARY_FILE = "summary.json"
 

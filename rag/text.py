@@ -74,9 +74,18 @@ def _stemmer():  # type: ignore[no-untyped-def]
     return Stemmer.Stemmer("english")
 
 
+# "10M", "7B", "3.1T": a count with its magnitude, also matched as the number and the word
+# ("10 million"), since abstracts and questions write counts both ways.
+_MAGNITUDE = {"k": "thousand", "m": "million", "b": "billion", "t": "trillion"}
+_COUNT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)([kmbt])\b")
+
+
 def stems(text: str) -> list[str]:
     """Content words reduced to their stems, for lexical matching."""
-    return list(_stemmer().stemWords(content_words(text)))
+    found = content_words(text)
+    for count in _COUNT.finditer(text.lower()):
+        found += [*words(count.group(1)), _MAGNITUDE[count.group(2)]]
+    return list(_stemmer().stemWords(found))
 
 
 # A word that names something: a capital after its first letter (TokenPacker, LLaVA, GPUs), a

@@ -185,3 +185,20 @@ def test_bm25_scores_equal_bm25s_own_scoring() -> None:
         terms = [t for t in stems(query) if t in vocab]
         expected = lexical._bm25.get_scores(terms) if terms else np.zeros(len(papers))
         np.testing.assert_allclose(lexical.scores(query), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_counts_match_written_either_way() -> None:
+    from rag.lexical import LexicalIndex
+
+    lexical = LexicalIndex.build(
+        ["short", "long", "other"],
+        [
+            ("Captioner", "We build HumanCaption-10M, a web dataset of image pairs."),
+            ("Tokens", "Yi is pretrained on 3.1 trillion tokens of text."),
+            ("Unrelated", "A dataset of pairs for ten tasks, one per million images."),
+        ],
+        "g",
+    )
+    # "10M" is found by "10 million", and "3.1T" finds "3.1 trillion".
+    assert lexical.ids[int(np.argmax(lexical.scores("a dataset of 10 million pairs")))] == "short"
+    assert lexical.ids[int(np.argmax(lexical.scores("pretrained on 3.1T tokens")))] == "long"
