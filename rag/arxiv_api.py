@@ -167,14 +167,14 @@ def fetch(
                     records.append(record)
                     if on_progress:
                         on_progress(len(records), limit)
-        except arxiv.HTTPError as exc:
-            if 400 <= exc.status < 500 and exc.status != 429:
+        except (arxiv.ArxivError, OSError) as exc:
+            if not records:
+                cache.unlink(missing_ok=True)  # an empty resume file is only litter
+            if isinstance(exc, arxiv.HTTPError) and 400 <= exc.status < 500 and exc.status != 429:
                 raise ArxivUnreachableError(
                     f"The arXiv API rejected the request (HTTP status {exc.status}); nothing was "
                     "changed. Check the query syntax (e.g. ti:llava AND cat:cs.CV) or the ids."
                 ) from exc
-            raise ArxivUnreachableError(_unreachable(exc, len(records))) from exc
-        except (arxiv.ArxivError, OSError) as exc:
             raise ArxivUnreachableError(_unreachable(exc, len(records))) from exc
     what = f"the query \u201c{query}\u201d" if query else "those ids"
     if not records:

@@ -81,18 +81,22 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from rag.pipeline import Assistant, read_papers, rebuild
 
     settings = settings_from_args(args)
-    from_arxiv = bool(args.arxiv or args.arxiv_id)
+    # `--arxiv ""` is an (empty) query, not "no flag": it must not fall through to
+    # ingesting the bundled corpus.
+    from_arxiv = args.arxiv is not None or bool(args.arxiv_id)
     if from_arxiv and (args.paths or args.rebuild):
         raise InputError(
             "Give files to ingest, --rebuild or --arxiv / --arxiv-id, not two in one command."
         )
-    if args.max is not None and not args.arxiv:
+    if args.max is not None and args.arxiv is None:
         raise InputError("--max limits an --arxiv query; it needs --arxiv \"QUERY\".")
     paths = [Path(p) for p in args.paths] or None
     if args.rebuild:
         update, close = progress_bar("Rebuilding")
         try:
-            report, aside = rebuild(settings, paths or (), on_progress=update)
+            report, aside = rebuild(
+                settings, paths or (), on_progress=update, skip_bad=args.skip_bad
+            )
         finally:
             close()
         print(f"paperchat: the old index was moved to {aside}; delete it once you no longer "
@@ -282,9 +286,10 @@ def build_parser(*, only: str | None = None) -> argparse.ArgumentParser:
     )
     ingest.add_argument(
         "--max",
-        type=int,
+        type=setting_int("arxiv", "max_results"),
         metavar="N",
-        help="papers an --arxiv query fetches (default 50, $PAPERCHAT_ARXIV_MAX_RESULTS)",
+        help="papers an --arxiv query fetches, 1 to 10000 (default 50, "
+        "$PAPERCHAT_ARXIV_MAX_RESULTS)",
     )
     ingest.add_argument(
         "--arxiv-id",

@@ -344,9 +344,12 @@ def rebuild(
     extra: Sequence[Path] = (),
     on_progress: Callable[[int, int], None] | None = None,
     embeddings: LocalEmbeddings | None = None,
+    *,
+    skip_bad: bool = False,
 ) -> tuple[IngestReport, Path]:
     """A fresh local index from the files the old one recorded (plus `extra`); the old
-    directory is moved aside, not deleted. -> (report, where the old one went)."""
+    directory is moved aside, not deleted. -> (report, where the old one went). `skip_bad`
+    as for ingest: a file first ingested with --skip-bad still holds its bad entries."""
     if settings.chroma_url:
         raise InputError(
             "--rebuild works on a local index. For a Chroma server, ingest your files into a "
@@ -360,7 +363,7 @@ def rebuild(
             "before this version keep none). Name them: `paperchat ingest --rebuild PATH...`."
         )
     inputs = list(dict.fromkeys([*(recorded or []), *extra]))
-    read = read_papers(inputs, settings)  # all read before anything moves
+    read = read_papers(inputs, settings, skip_bad)  # all read before anything moves
     aside = db.with_name(f"{db.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
     if db.exists():
         try:

@@ -1,0 +1,88 @@
+"""The library flags of `paperchat ingest` at their edges: --arxiv / --max values, a failed
+arXiv fetch leaving no litter, and --rebuild of an index that was built with --skip-bad."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.cli import main
+
+LIBRARY = Path(__file__).parent / "fixtures" / "library"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "10001", "many"])
+def test_max_outside_the_settings_range_is_refused_before_any_request(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--max -5` used to skip the request and say "arXiv found no papers for the query".
+    with pytest.raises(SystemExit) as stop:
+        main(["ingest", "--arxiv", "ti:llava", "--max", value, "--db", str(tmp_path / "db")])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --max:" in err
+    assert "use 1 to 10000" in err if value != "many" else "'many' is not a whole number" in err
+    assert "found no papers" not in err
+    assert not (tmp_path / "db").exists()
+
+
+def test_empty_arxiv_query_is_an_error_not_the_bundled_corpus(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--arxiv ""` (an unset shell variable) used to ingest the bundled corpus instead.
+    db = tmp_path / "db"
+    code, out, err = run(capsys, "ingest", "--arxiv", "", "--db", str(db))
+    assert code == 2 and out == ""
+    assert 'Give an arXiv query (--arxiv "...")' in err
+    assert not db.exists()
+    code, _, err = run(capsys, "ingest", "--arxiv", "", str(LIBRARY / "refs.bib"), "--db", str(db))
+    assert code == 2 and "not two in one command" in err
+
+
+def test_failed_fetch_leaves_no_empty_resume_file(tmp_path: Path) -> None:
+    from rag.arxiv_api import ArxivUnreachableError, fetch
+    from tests.test_arxiv import CASSETTES, settings_for
+
+    settings = settings_for(tmp_path)
+    with CASSETTES.use_cassette("arxiv_bad_request.yaml"), pytest.raises(ArxivUnreachableError):
+        fetch(settings, ids=["2402.01234"])
+    assert list((tmp_path / "data" / "arxiv").glob("*.jsonl")) == []
+
+
+@pytest.mark.integration
+def test_rebuild_of_an_index_ingested_with_skip_bad_takes_skip_bad(tmp_path: Path) -> None:
+    # Separate processes, as a user runs them: the rebuild replaces the directory an
+    # in-process Chroma client of the first ingest would still hold.
+    def paperchat(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "paperchat"), *argv],
+            capture_output=True, text=True, timeout=600, env=dict(os.environ),
+        )  # fmt: skip
+
+    bad = tmp_path / "bad.bib"
+    shutil.copy(LIBRARY / "bad.bib", bad)
+    db = tmp_path / "db"
+    done = paperchat("ingest", str(bad), "--skip-bad", "--db", str(db))
+    assert done.returncode == 0, done.stderr
+    # The file still has its broken entry: the rebuild says so and moves nothing ...
+    done = paperchat("ingest", "--rebuild", "--db", str(db))
+    assert done.returncode == 2
+    assert "malformed entry broken2021" in done.stderr and "--skip-bad" in done.stderr
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("db.old-")] == []
+    # ... and following its advice works (--rebuild used to ignore --skip-bad).
+    done = paperchat("ingest", "--rebuild", "--skip-bad", "--db", str(db), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["papers"], report["new"], report["skipped"]) == (2, 2, 1)
