@@ -98,7 +98,7 @@ class Assistant:
         report.merged += loaded.merged
         report.skipped += loaded.skipped
         report.notes = [*loaded.notes, *report.notes]
-        record_sources(self.settings, list(paths) if paths else [None])
+        record_sources(self.settings, list(paths) if paths else [None], loaded.formats)
         return report
 
     def ingest_papers(
@@ -324,15 +324,33 @@ def recorded_sources(settings: Settings) -> list[Path | None] | None:
         return None
 
 
-def record_sources(settings: Settings, inputs: Sequence[Path | None]) -> None:
-    """Add `inputs` (None: the bundled corpus) to the index's record; best effort."""
+def recorded_formats(settings: Settings) -> dict[str, str]:
+    """The format each ingested file was read as, by file name ("zotero.json": "csl-json"):
+    what the web chat's intro calls it. Empty when nothing was recorded."""
+    try:
+        data = json.loads(_sources_path(settings).read_text(encoding="utf-8"))
+        return {str(k): str(v) for k, v in dict(data.get("formats") or {}).items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+
+
+def record_sources(
+    settings: Settings, inputs: Sequence[Path | None], formats: dict[str, str] | None = None
+) -> None:
+    """Add `inputs` (None: the bundled corpus) and the `formats` they were read as to the
+    index's record; best effort."""
     new = [None if p is None else p.resolve() for p in inputs]
     inputs = list(dict.fromkeys([*(recorded_sources(settings) or []), *new]))
+    known = {**recorded_formats(settings), **(formats or {})}
     path = _sources_path(settings)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{SOURCES_FILE}.{os.getpid()}")
-        text = json.dumps({"inputs": [None if p is None else str(p) for p in inputs]}, indent=1)
+        text = json.dumps(
+            {"inputs": [None if p is None else str(p) for p in inputs], "formats": known},
+            indent=1,
+            ensure_ascii=False,
+        )
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError:

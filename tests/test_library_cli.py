@@ -76,6 +76,9 @@ def test_rebuild_of_an_index_ingested_with_skip_bad_takes_skip_bad(tmp_path: Pat
     db = tmp_path / "db"
     done = paperchat("ingest", str(bad), "--skip-bad", "--db", str(db))
     assert done.returncode == 0, done.stderr
+    # The ingest records what it read, and as which format (the web chat's intro says it).
+    record = json.loads((db / "sources.json").read_text(encoding="utf-8"))
+    assert record == {"inputs": [str(bad.resolve())], "formats": {"bad.bib": "bibtex"}}
     # The file still has its broken entry: the rebuild says so and moves nothing ...
     done = paperchat("ingest", "--rebuild", "--db", str(db))
     assert done.returncode == 2

@@ -98,3 +98,27 @@ def test_chat_links_keep_working_for_indexes_built_before_link_kinds(tmp_path: P
     cite: Any = citation_for(1, Hit(old, 1.0), "")
     html = render.sources_html(Answer("x [1]", [cite], [Hit(old, 1.0)], False, "extractive"))
     assert "pc-search" not in html and "pc-byline" not in html
+
+
+def test_intro_names_the_format_each_file_was_read_as(tmp_path: Path) -> None:
+    import shutil
+
+    from rag.corpus import load_sources
+    from rag.pipeline import record_sources
+
+    # A Zotero export is a .json, and Mendeley's RIS export may be a .txt: the extension
+    # alone said "JSON (CSL-JSON or JSON Lines)" and "listing page".
+    zotero, mendeley = tmp_path / "zotero.json", tmp_path / "mendeley.txt"
+    shutil.copy(LIBRARY / "zotero.json", zotero)
+    shutil.copy(LIBRARY / "refs.ris", mendeley)
+    loaded = load_sources([zotero, mendeley], "https://s.example/?q={query}")
+    settings = Settings(data_dir=tmp_path / "data")
+    record_sources(settings, [zotero, mendeley], loaded.formats)
+    service = ChatService(settings, object(), summary=CorpusSummary.of(loaded.papers))
+    intro = service.intro_markdown()
+    assert "from zotero.json (CSL-JSON, 3 papers) and mendeley.txt (RIS, 2 papers)." in intro
+    # A later ingest adds to the record instead of replacing it.
+    record_sources(settings, [None], {"000_c23ffdfbf418029a.txt": "listing"})
+    assert ChatService(settings, object(), summary=CorpusSummary.of(loaded.papers)).recorded_formats() == {
+        "zotero.json": "csl-json", "mendeley.txt": "ris", "000_c23ffdfbf418029a.txt": "listing"
+    }

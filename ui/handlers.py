@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rag.corpus import bundled_corpus_paths
+from rag.corpus import bundled_corpus_paths, format_label
 from rag.errors import InputError, PaperchatError
 from rag.inputs import parse_history, validate_question
 from rag.metadata import cited_papers
@@ -102,9 +102,11 @@ def _count(n: int, noun: str) -> str:
     return f"{word} {noun}{'s' if n != 1 else ''}"
 
 
-def sources_phrase(summary: CorpusSummary) -> str:
+def sources_phrase(summary: CorpusSummary, formats: dict[str, str] | None = None) -> str:
     """Where the papers come from, for people: "two Hugging Face daily-papers pages",
-    "refs.bib (BibTeX, 5 papers)", "arXiv (12 papers)" -- never a bare hash file name."""
+    "refs.bib (BibTeX, 5 papers)", "arXiv (12 papers)" -- never a bare hash file name.
+    `formats` (file name -> format read, as ingest recorded it) names a file's format by its
+    content; without it, the extension guesses."""
     bundled = {p.name for p in bundled_corpus_paths()}
     names = [n for n, _ in summary.sources.most_common()]
     parts: list[str] = []
@@ -117,7 +119,9 @@ def sources_phrase(summary: CorpusSummary) -> str:
         if name == "arXiv":
             parts.append(f"the arXiv API ({papers})")
         else:
-            kind = FORMAT_NAMES.get(Path(name).suffix.lower(), "file")
+            kind = format_label((formats or {}).get(name, "")) or FORMAT_NAMES.get(
+                Path(name).suffix.lower(), "file"
+            )
             parts.append(f"{render.md_text(name)} ({kind}, {papers})")
     if len(parts) > _SHOWN_SOURCES + 1:
         parts = [*parts[:_SHOWN_SOURCES], f"{len(parts) - _SHOWN_SOURCES} more sources"]
@@ -186,10 +190,17 @@ class ChatService:
         except PaperchatError as exc:
             return render.error_markdown(str(exc))
         return (
-            f"Ask about **{summary.papers} papers** from {sources_phrase(summary)}. Answers quote "
+            f"Ask about **{summary.papers} papers** from "
+            f"{sources_phrase(summary, self.recorded_formats())}. Answers quote "
             "the abstracts and cite them: every [n] links to the paper, and the sources panel "
             "shows the abstract with the quoted sentences highlighted."
         )
+
+    def recorded_formats(self) -> dict[str, str]:
+        """The format each ingested file was read as (a small file beside the index)."""
+        from rag.pipeline import recorded_formats
+
+        return recorded_formats(self.settings)
 
     def examples(self) -> list[str]:
         """Example questions: curated ones for the bundled corpus, title questions otherwise."""
