@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -122,3 +123,13 @@ def test_intro_names_the_format_each_file_was_read_as(tmp_path: Path) -> None:
     assert ChatService(settings, object(), summary=CorpusSummary.of(loaded.papers)).recorded_formats() == {
         "zotero.json": "csl-json", "mendeley.txt": "ris", "000_c23ffdfbf418029a.txt": "listing"
     }
+
+
+def test_answer_marker_of_a_title_search_says_so_on_hover() -> None:
+    glacier, maps = read_source(LIBRARY / "refs.ris", "https://s.example/?q={query}").papers
+    hits = [Hit(glacier, 1.0), Hit(maps, 1.0)]
+    cites = [citation_for(1, hits[0], "Glacier melt."), citation_for(2, hits[1], "Maps.")]
+    text = render.answer_markdown(Answer("Melt [1]. Maps [2].", cites, hits, False, "extractive"))
+    doi, search = re.findall(r'\]\]\((\S+) "([^"]*)"\)', text)
+    assert doi == ("https://doi.org/10.5555/glacier.2022.7", f"{glacier.title} — Glacier melt.")
+    assert search[1] == f"{maps.title} (link: title search) — Maps."
