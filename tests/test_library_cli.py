@@ -89,3 +89,30 @@ def test_rebuild_of_an_index_ingested_with_skip_bad_takes_skip_bad(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert (report["papers"], report["new"], report["skipped"]) == (2, 2, 1)
+
+
+@pytest.mark.integration
+def test_rebuild_after_a_web_upload_reads_the_kept_copy(
+    tmp_path: Path, embeddings,  # type: ignore[no-untyped-def]
+) -> None:
+    from rag.pipeline import Assistant
+    from rag.settings import Settings
+    from ui.handlers import ChatService
+
+    db = tmp_path / "db"
+    settings = Settings(data_dir=tmp_path / "data", db_dir=db)
+    upload = tmp_path / "gradio-tmp" / "refs.ris"
+    upload.parent.mkdir()
+    shutil.copy(LIBRARY / "refs.ris", upload)
+    service = ChatService(settings, Assistant.create(settings, embeddings))
+    assert service.ingest(str(upload)).startswith("Added refs.ris: Indexed 2 papers")
+    shutil.rmtree(upload.parent)  # gradio deletes its uploads after a day
+    # Used to stop with "refs.ris does not exist": the record named the temporary upload.
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "paperchat"), "ingest", "--rebuild", "--db", str(db),
+         "--json"],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PAPERCHAT_DATA_DIR": str(settings.data_dir)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["papers"] == 2

@@ -133,3 +133,28 @@ def test_answer_marker_of_a_title_search_says_so_on_hover() -> None:
     doi, search = re.findall(r'\]\]\((\S+) "([^"]*)"\)', text)
     assert doi == ("https://doi.org/10.5555/glacier.2022.7", f"{glacier.title} — Glacier melt.")
     assert search[1] == f"{maps.title} (link: title search) — Maps."
+
+
+def test_upload_is_kept_under_the_data_dir_and_a_failed_one_is_not(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    upload = tmp_path / "gradio-tmp" / "refs.bib"
+    upload.parent.mkdir()
+    upload.write_bytes((LIBRARY / "refs.bib").read_bytes())
+    assistant = UploadingAssistant(IngestReport(papers=5, new=5))
+    message = ChatService(settings, assistant, summary=CorpusSummary()).ingest(str(upload))
+    assert message.startswith("Added refs.bib: Indexed 5 papers")
+    kept = assistant.ingested[0][0]
+    # The ingest records the copy's path, which outlives gradio's upload folder.
+    assert (kept.parent.parent, kept.name) == (settings.data_dir / "uploads", "refs.bib")
+    assert kept.read_bytes() == upload.read_bytes()
+
+    class Refusing(UploadingAssistant):
+        def ingest(self, paths: list[Path]) -> IngestReport:
+            self.ingested.append(paths)
+            raise CorpusError(f"{paths[0]}: malformed entry x (line 3).")
+
+    refusing = Refusing()
+    message = ChatService(settings, refusing, summary=CorpusSummary()).ingest(str(upload))
+    assert message == "⚠️ refs.bib: malformed entry x (line 3)."
+    assert not refusing.ingested[0][0].exists()
+    assert [p.name for p in (settings.data_dir / "uploads").iterdir()] == [kept.parent.name]

@@ -398,6 +398,24 @@ class ChatService:
 
     # ---- ingest ------------------------------------------------------------------------
 
+    def _kept_upload(self, file: Path) -> Path:
+        """A copy of an upload under DATA_DIR/uploads/: the ingest records the path it read,
+        `ingest --rebuild` reads it again, and gradio deletes its own upload folder after a
+        day. The upload itself when it cannot be copied (the ingest then says why)."""
+        folder = Path(self.settings.data_dir) / "uploads" / uuid.uuid4().hex[:12]
+        try:
+            folder.mkdir(parents=True)
+            return Path(shutil.copyfile(file, folder / file.name))
+        except OSError:
+            shutil.rmtree(folder, ignore_errors=True)
+            return file
+
+    @staticmethod
+    def _drop_upload(kept: Path, file: Path) -> None:
+        """Nothing of a failed upload was ingested: its copy goes too."""
+        if kept != file:
+            shutil.rmtree(kept.parent, ignore_errors=True)
+
     def ingest(self, path: str | Path | None) -> str:
         """Add the papers of an uploaded file (BibTeX, RIS, CSL-JSON, JSON Lines, listing
         page) -> a summary to show."""
@@ -409,20 +427,27 @@ class ChatService:
             return render.error_markdown(
                 f"{name}: not a format paperchat reads. Supported: {UPLOAD_KINDS}."
             )
+        kept = self._kept_upload(file)
+
+        def named(message: str) -> str:
+            # The upload lives in a temp folder; the user knows the file by its name.
+            for where in (kept, file):
+                message = re.sub(re.escape(str(where)), name, message)
+            return message
+
         try:
             # One ingest at a time: two would contend for the index writer lock, and each
             # rebuilds the lexical index. Questions keep being answered meanwhile.
             with self._ingest_lock:
-                report = self.assistant.ingest([file])
+                report = self.assistant.ingest([kept])
                 with self._summary_lock:
                     self._summary = None  # the ingest rebuilt it with BM25
         except PaperchatError as exc:
-            # The upload lives in a temp folder; the user knows the file by its name.
-            message = re.sub(re.escape(str(file)), name, str(exc))
-            return render.error_markdown(message)
+            self._drop_upload(kept, file)
+            return render.error_markdown(named(str(exc)))
         except Exception as exc:
-            message = re.sub(re.escape(str(file)), name, unexpected_error(f"Adding {name}", exc))
-            return render.error_markdown(message)
+            self._drop_upload(kept, file)
+            return render.error_markdown(named(unexpected_error(f"Adding {name}", exc)))
         notes = "".join(f"\n- {render.md_text(n)}" for n in report.notes[:MAX_UPLOAD_NOTES])
         if len(report.notes) > MAX_UPLOAD_NOTES:
             notes += f"\n- … and {len(report.notes) - MAX_UPLOAD_NOTES} more"
