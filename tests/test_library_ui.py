@@ -153,8 +153,15 @@ def test_upload_is_kept_under_the_data_dir_and_a_failed_one_is_not(tmp_path: Pat
             self.ingested.append(paths)
             raise CorpusError(f"{paths[0]}: malformed entry x (line 3).")
 
+    # The same file again is the same recorded input; a failure keeps the earlier copy.
     refusing = Refusing()
     message = ChatService(settings, refusing, summary=CorpusSummary()).ingest(str(upload))
     assert message == "⚠️ refs.bib: malformed entry x (line 3)."
-    assert not refusing.ingested[0][0].exists()
+    assert refusing.ingested[0][0] == kept and kept.exists()
+    # A failed new file leaves no copy.
+    other = upload.with_name("other.bib")
+    other.write_text("@article{x,\n", encoding="utf-8")
+    message = ChatService(settings, refusing, summary=CorpusSummary()).ingest(str(other))
+    assert message == "⚠️ other.bib: malformed entry x (line 3)."
+    assert not refusing.ingested[1][0].exists()
     assert [p.name for p in (settings.data_dir / "uploads").iterdir()] == [kept.parent.name]

@@ -8,6 +8,7 @@ ui/app.py only wires these to components.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -398,22 +399,26 @@ class ChatService:
 
     # ---- ingest ------------------------------------------------------------------------
 
-    def _kept_upload(self, file: Path) -> Path:
-        """A copy of an upload under DATA_DIR/uploads/: the ingest records the path it read,
-        `ingest --rebuild` reads it again, and gradio deletes its own upload folder after a
-        day. The upload itself when it cannot be copied (the ingest then says why)."""
-        folder = Path(self.settings.data_dir) / "uploads" / uuid.uuid4().hex[:12]
+    def _kept_upload(self, file: Path) -> tuple[Path, bool]:
+        """(a copy of an upload under DATA_DIR/uploads/, whether this call made it): the
+        ingest records the path it read, `ingest --rebuild` reads it again, and gradio deletes
+        its own upload folder after a day. Named by content, so the same file uploaded again
+        is the same recorded input. The upload itself when it cannot be copied (the ingest
+        then says why)."""
         try:
-            folder.mkdir(parents=True)
-            return Path(shutil.copyfile(file, folder / file.name))
+            digest = hashlib.sha1(file.read_bytes()).hexdigest()[:12]
+            kept = Path(self.settings.data_dir) / "uploads" / digest / file.name
+            if kept.is_file():
+                return kept, False
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            return Path(shutil.copyfile(file, kept)), True
         except OSError:
-            shutil.rmtree(folder, ignore_errors=True)
-            return file
+            return file, False
 
     @staticmethod
-    def _drop_upload(kept: Path, file: Path) -> None:
-        """Nothing of a failed upload was ingested: its copy goes too."""
-        if kept != file:
+    def _drop_upload(kept: Path, made: bool) -> None:
+        """Nothing of a failed upload was ingested: the copy it made goes too."""
+        if made:
             shutil.rmtree(kept.parent, ignore_errors=True)
 
     def ingest(self, path: str | Path | None) -> str:
@@ -427,7 +432,7 @@ class ChatService:
             return render.error_markdown(
                 f"{name}: not a format paperchat reads. Supported: {UPLOAD_KINDS}."
             )
-        kept = self._kept_upload(file)
+        kept, made = self._kept_upload(file)
 
         def named(message: str) -> str:
             # The upload lives in a temp folder; the user knows the file by its name.
@@ -443,10 +448,10 @@ class ChatService:
                 with self._summary_lock:
                     self._summary = None  # the ingest rebuilt it with BM25
         except PaperchatError as exc:
-            self._drop_upload(kept, file)
+            self._drop_upload(kept, made)
             return render.error_markdown(named(str(exc)))
         except Exception as exc:
-            self._drop_upload(kept, file)
+            self._drop_upload(kept, made)
             return render.error_markdown(named(unexpected_error(f"Adding {name}", exc)))
         notes = "".join(f"\n- {render.md_text(n)}" for n in report.notes[:MAX_UPLOAD_NOTES])
         if len(report.notes) > MAX_UPLOAD_NOTES:
