@@ -78,7 +78,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from rag.errors import InputError
-    from rag.pipeline import Assistant, read_papers, rebuild
+    from rag.pipeline import Assistant, arxiv_folder, read_papers, rebuild, record_sources
 
     settings = settings_from_args(args)
     # `--arxiv ""` is an (empty) query, not "no flag": it must not fall through to
@@ -123,7 +123,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             report.notes.append(f"resumed: {fetched.resumed} papers came from the run before")
         if fetched.missing:
             report.notes.append(f"not found on arXiv: {', '.join(fetched.missing)}")
-        fetched.done()
+        # Kept (not deleted) and recorded, so `ingest --rebuild` has these papers too.
+        kept = fetched.keep(arxiv_folder(settings))
+        if kept is not None:
+            record_sources(settings, [], arxiv=[kept])
     else:
         # Every file is read before the index is opened: a mistyped path creates nothing.
         loaded = read_papers(paths, settings, args.skip_bad)

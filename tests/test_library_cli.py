@@ -116,3 +116,50 @@ def test_rebuild_after_a_web_upload_reads_the_kept_copy(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["papers"] == 2
+
+
+@pytest.mark.integration
+def test_rebuild_keeps_the_papers_fetched_from_arxiv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    embeddings,  # type: ignore[no-untyped-def]
+) -> None:
+    from rag import pipeline
+    from rag.settings import Settings
+    from tests.test_arxiv import CASSETTES, QUERY
+
+    monkeypatch.setattr(pipeline, "_embeddings", lambda settings: embeddings)
+    monkeypatch.setenv("PAPERCHAT_ARXIV_DELAY_S", "0")
+    db = tmp_path / "db"
+    bib = tmp_path / "refs.bib"
+    shutil.copy(LIBRARY / "refs.bib", bib)
+    assert run(capsys, "ingest", str(bib), "--db", str(db))[0] == 0
+    with CASSETTES.use_cassette("arxiv_query.yaml"):
+        code, out, err = run(capsys, "ingest", "--arxiv", QUERY, "--max", "3", "--db", str(db))
+    assert code == 0, err
+    # LLaVA-Mini is in refs.bib too (same arXiv id): 5 + 2 papers.
+    assert out.startswith("Indexed 7 papers (2 new, 1 updated")
+    record = json.loads((db / "sources.json").read_text(encoding="utf-8"))
+    [kept] = record["arxiv"]
+    assert Path(kept).parent == pipeline.arxiv_folder(Settings(db_dir=db))
+    assert record["inputs"] == [str(bib.resolve())]
+
+    # A rebuild used to read refs.bib only: the two arXiv-only papers were gone.
+    paperchat = str(Path(sys.executable).parent / "paperchat")
+    env = dict(os.environ)
+    done = subprocess.run([paperchat, "ingest", "--rebuild", "--db", str(db), "--json"],
+                          capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["papers"], report["new"], report["merged"]) == (7, 7, 1)
+    assert any("(arXiv) with the copy from refs.bib: same arXiv id" in n for n in report["notes"])
+    done = subprocess.run(
+        [paperchat, "ask", "How are beetles counted with phone cameras?", "--db", str(db),
+         "--json"], capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    cited = json.loads(done.stdout)["citations"][0]
+    assert (cited["title"], cited["url"]) == (
+        "Counting Sparse Beetles with Phone Cameras", "https://doi.org/10.5555/beetles.2024.7"
+    )
+    # And the rebuilt index's record still names the kept fetch, for the next rebuild.
+    assert json.loads((db / "sources.json").read_text(encoding="utf-8"))["arxiv"] == [kept]
