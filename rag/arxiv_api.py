@@ -5,7 +5,8 @@ through results and waits `delay_s` between requests, as arXiv's API terms ask.
 
 A fetch is resumable: every result is appended to a JSON Lines file under
 DATA_DIR/arxiv/ as it arrives, so an interrupted or failed fetch starts where it stopped on
-the next run; the file goes once its papers are indexed. Nothing touches the index until
+the next run; once its papers are indexed the file moves to the index's kept fetches
+(`ArxivFetch.keep`), which `ingest --rebuild` reads again. Nothing touches the index until
 the whole fetch has succeeded, so a failure never leaves half a query ingested.
 """
 
@@ -15,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,24 @@ class ArxivFetch:
         """The papers are indexed: forget the resume file."""
         with contextlib.suppress(OSError):
             self.cache.unlink()
+
+    def keep(self, folder: Path) -> Path | None:
+        """The papers are indexed: move the resume file into `folder` (the fetches of one
+        index), where `ingest --rebuild` reads them again. None when it cannot be moved
+        (it is then forgotten, as `done` does)."""
+        kept = folder / self.cache.name
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            os.replace(self.cache, kept)
+        except OSError:
+            self.done()
+            return None
+        return kept
+
+
+def read_kept(path: Path, search_url_template: str) -> list[Paper]:
+    """The papers of a fetch `ArxivFetch.keep` kept, as they were indexed."""
+    return [_paper(r, search_url_template) for r in _read_cache(path)]
 
 
 def parse_ids(raw: Sequence[str]) -> list[str]:
@@ -167,14 +187,14 @@ def fetch(
                     records.append(record)
                     if on_progress:
                         on_progress(len(records), limit)
-        except arxiv.HTTPError as exc:
-            if 400 <= exc.status < 500 and exc.status != 429:
+        except (arxiv.ArxivError, OSError) as exc:
+            if not records:
+                cache.unlink(missing_ok=True)  # an empty resume file is only litter
+            if isinstance(exc, arxiv.HTTPError) and 400 <= exc.status < 500 and exc.status != 429:
                 raise ArxivUnreachableError(
                     f"The arXiv API rejected the request (HTTP status {exc.status}); nothing was "
                     "changed. Check the query syntax (e.g. ti:llava AND cat:cs.CV) or the ids."
                 ) from exc
-            raise ArxivUnreachableError(_unreachable(exc, len(records))) from exc
-        except (arxiv.ArxivError, OSError) as exc:
             raise ArxivUnreachableError(_unreachable(exc, len(records))) from exc
     what = f"the query \u201c{query}\u201d" if query else "those ids"
     if not records:

@@ -88,21 +88,25 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from rag.errors import InputError
-    from rag.pipeline import Assistant, read_papers, rebuild
+    from rag.pipeline import Assistant, arxiv_folder, read_papers, rebuild, record_sources
 
     settings = settings_from_args(args)
-    from_arxiv = bool(args.arxiv or args.arxiv_id)
+    # `--arxiv ""` is an (empty) query, not "no flag": it must not fall through to
+    # ingesting the bundled corpus.
+    from_arxiv = args.arxiv is not None or bool(args.arxiv_id)
     if from_arxiv and (args.paths or args.rebuild):
         raise InputError(
             "Give files to ingest, --rebuild or --arxiv / --arxiv-id, not two in one command."
         )
-    if args.max is not None and not args.arxiv:
+    if args.max is not None and args.arxiv is None:
         raise InputError("--max limits an --arxiv query; it needs --arxiv \"QUERY\".")
     paths = [Path(p) for p in args.paths] or None
     if args.rebuild:
         update, close = progress_bar("Rebuilding")
         try:
-            report, aside = rebuild(settings, paths or (), on_progress=update)
+            report, aside = rebuild(
+                settings, paths or (), on_progress=update, skip_bad=args.skip_bad
+            )
         finally:
             close()
         print(f"paperchat: the old index was moved to {aside}; delete it once you no longer "
@@ -129,7 +133,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             report.notes.append(f"resumed: {fetched.resumed} papers came from the run before")
         if fetched.missing:
             report.notes.append(f"not found on arXiv: {', '.join(fetched.missing)}")
-        fetched.done()
+        # Kept (not deleted) and recorded, so `ingest --rebuild` has these papers too.
+        kept = fetched.keep(arxiv_folder(settings))
+        if kept is not None:
+            record_sources(settings, [], arxiv=[kept])
     else:
         # Every file is read before the index is opened: a mistyped path creates nothing.
         loaded = read_papers(paths, settings, args.skip_bad)

@@ -100,6 +100,11 @@ FORMATS = {
 }
 
 
+def format_label(kind: str) -> str:
+    """A format's name for people: "bibtex" -> "BibTeX", "csl-json" -> "CSL-JSON"."""
+    return FORMATS[kind].split(" (")[0] if kind in FORMATS else ""
+
+
 def _jsonl_paper(line: JsonLine, search_url_template: str) -> Paper:
     record = line.decode(CorpusError)
     where = line.where
@@ -350,6 +355,7 @@ class LoadedCorpus:
     merged: int = 0
     notes: list[str] = field(default_factory=list)
     skipped: int = 0
+    formats: dict[str, str] = field(default_factory=dict)  # file name -> the format read
 
 
 def load_sources(
@@ -367,8 +373,10 @@ def load_sources(
     merger = DuplicateMerger()
     entries = 0
     notes: list[str] = []
+    formats: dict[str, str] = {}
     for file in files:
         read = read_source(file, search_url_template, skip_bad=skip_bad)
+        formats[file.name] = read.format
         entries += len(read.papers)
         notes.extend(read.skipped)
         for paper in read.papers:
@@ -379,6 +387,7 @@ def load_sources(
         merger.merged,
         [*merger.notes, *notes, *not_files],
         len(notes),
+        formats,
     )
 
 

@@ -7,6 +7,7 @@ through here, so what is measured is what users get.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -98,7 +99,7 @@ class Assistant:
         report.merged += loaded.merged
         report.skipped += loaded.skipped
         report.notes = [*loaded.notes, *report.notes]
-        record_sources(self.settings, list(paths) if paths else [None])
+        record_sources(self.settings, list(paths) if paths else [None], loaded.formats)
         return report
 
     def ingest_papers(
@@ -324,15 +325,55 @@ def recorded_sources(settings: Settings) -> list[Path | None] | None:
         return None
 
 
-def record_sources(settings: Settings, inputs: Sequence[Path | None]) -> None:
-    """Add `inputs` (None: the bundled corpus) to the index's record; best effort."""
+def recorded_formats(settings: Settings) -> dict[str, str]:
+    """The format each ingested file was read as, by file name ("zotero.json": "csl-json"):
+    what the web chat's intro calls it. Empty when nothing was recorded."""
+    try:
+        data = json.loads(_sources_path(settings).read_text(encoding="utf-8"))
+        return {str(k): str(v) for k, v in dict(data.get("formats") or {}).items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+
+
+def recorded_arxiv(settings: Settings) -> list[Path]:
+    """The kept arXiv fetches of this index (see arxiv_folder), for `ingest --rebuild`."""
+    try:
+        data = json.loads(_sources_path(settings).read_text(encoding="utf-8"))
+        return [Path(str(item)) for item in data.get("arxiv") or []]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return []
+
+
+def arxiv_folder(settings: Settings) -> Path:
+    """Where this index's arXiv fetches are kept once indexed: under DATA_DIR, not in the
+    index directory, which a rebuild moves aside."""
+    key = hashlib.sha1(str(_sources_path(settings).parent.resolve()).encode()).hexdigest()[:12]
+    return Path(settings.data_dir) / "arxiv" / "kept" / key
+
+
+def record_sources(
+    settings: Settings,
+    inputs: Sequence[Path | None],
+    formats: dict[str, str] | None = None,
+    arxiv: Sequence[Path] = (),
+) -> None:
+    """Add `inputs` (None: the bundled corpus), the `formats` they were read as and the
+    kept `arxiv` fetches to the index's record; best effort."""
     new = [None if p is None else p.resolve() for p in inputs]
     inputs = list(dict.fromkeys([*(recorded_sources(settings) or []), *new]))
+    known = {**recorded_formats(settings), **(formats or {})}
+    fetches = list(dict.fromkeys(str(p) for p in [*recorded_arxiv(settings), *arxiv]))
     path = _sources_path(settings)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{SOURCES_FILE}.{os.getpid()}")
-        text = json.dumps({"inputs": [None if p is None else str(p) for p in inputs]}, indent=1)
+        record: dict[str, Any] = {
+            "inputs": [None if p is None else str(p) for p in inputs],
+            "formats": known,
+        }
+        if fetches:
+            record["arxiv"] = fetches
+        text = json.dumps(record, indent=1, ensure_ascii=False)
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError:
@@ -344,9 +385,12 @@ def rebuild(
     extra: Sequence[Path] = (),
     on_progress: Callable[[int, int], None] | None = None,
     embeddings: LocalEmbeddings | None = None,
+    *,
+    skip_bad: bool = False,
 ) -> tuple[IngestReport, Path]:
     """A fresh local index from the files the old one recorded (plus `extra`); the old
-    directory is moved aside, not deleted. -> (report, where the old one went)."""
+    directory is moved aside, not deleted. -> (report, where the old one went). `skip_bad`
+    as for ingest: a file first ingested with --skip-bad still holds its bad entries."""
     if settings.chroma_url:
         raise InputError(
             "--rebuild works on a local index. For a Chroma server, ingest your files into a "
@@ -354,21 +398,69 @@ def rebuild(
         )
     db = settings.resolved_db_dir
     recorded = recorded_sources(settings)
-    if recorded is None and not extra:
+    fetches = recorded_arxiv(settings)
+    if recorded is None and not extra and not fetches:
         raise StorageError(
             f"The index at {db} has no record of the files it was built from (indexes built "
             "before this version keep none). Name them: `paperchat ingest --rebuild PATH...`."
         )
     inputs = list(dict.fromkeys([*(recorded or []), *extra]))
-    read = read_papers(inputs, settings)  # all read before anything moves
+    # All read before anything moves. No inputs but arXiv fetches: read no file (an empty
+    # list would mean the bundled corpus).
+    read = read_papers(inputs, settings, skip_bad) if inputs else LoadedCorpus([], 0)
+    read, kept = _with_arxiv_fetches(read, fetches, settings)
     aside = db.with_name(f"{db.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
     if db.exists():
         try:
             db.rename(aside)
         except OSError as exc:
             raise StorageError(f"Cannot move {db} aside to rebuild it ({exc.strerror}).") from exc
-    report = Assistant.create(settings, embeddings).ingest_loaded(read, inputs, on_progress)
+    assistant = Assistant.create(settings, embeddings)
+    if inputs:
+        report = assistant.ingest_loaded(read, inputs, on_progress)
+    else:
+        report = assistant.ingest_papers(read.papers, on_progress)
+        report.merged += read.merged
+        report.notes = [*read.notes, *report.notes]
+    if kept:
+        record_sources(settings, [], arxiv=kept)
     return report, aside
+
+
+def _with_arxiv_fetches(
+    read: LoadedCorpus, fetches: Sequence[Path], settings: Settings
+) -> tuple[LoadedCorpus, list[Path]]:
+    """`read` plus the papers of the kept arXiv fetches, merged as an ingest merges them;
+    -> (papers, the fetches found). A fetch whose file is gone is named in the notes."""
+    if not fetches:
+        return read, []
+    from rag.arxiv_api import read_kept
+
+    merger = DuplicateMerger()
+    for paper in read.papers:
+        merger.add(paper, quiet=True)
+    first_merge = merger.merged
+    found: list[Path] = []
+    gone: list[str] = []
+    for path in fetches:
+        if not path.is_file():
+            gone.append(
+                f"the arXiv papers kept in {path} are gone: fetch them again with "
+                "`paperchat ingest --arxiv ...`"
+            )
+            continue
+        found.append(path)
+        for paper in read_kept(path, settings.corpus.search_url_template):
+            merger.add(paper)
+    return (
+        replace(
+            read,
+            papers=list(merger.papers.values()),
+            merged=read.merged + merger.merged - first_merge,
+            notes=[*read.notes, *merger.notes, *gone],
+        ),
+        found,
+    )
 
 
 def _missing(settings: Settings) -> bool:

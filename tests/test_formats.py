@@ -280,3 +280,20 @@ def test_duplicate_bibtex_keys_and_broken_json_are_named(tmp_path: Path) -> None
     broken.write_text('[\n  {"title": "T",\n   "abstract": "A"\n', encoding="utf-8")
     with pytest.raises(CorpusError, match=r"zotero.json, line 4: not valid JSON"):
         read_source(broken, SEARCH)
+
+
+def test_link_prefers_doi_then_arxiv_then_the_source_url_then_a_labelled_search() -> None:
+    def link(**fields: str) -> tuple[str, str]:
+        paper = make_paper("A Title", "An abstract.", source="t", search_url_template=SEARCH,
+                           **fields)  # fmt: skip
+        return paper.url, paper.link_kind
+
+    url = "https://example.org/paper"
+    assert link(doi="10.1000/X", arxiv_id="2401.12345", url=url) == (
+        "https://doi.org/10.1000/x", "doi"
+    )
+    assert link(arxiv_id="2401.12345", url=url) == ("https://arxiv.org/abs/2401.12345", "arxiv")
+    # arXiv's own DOI names the preprint: it links to the abstract page, not a DOI resolver.
+    assert link(doi="10.48550/arXiv.2401.12345") == ("https://arxiv.org/abs/2401.12345", "arxiv")
+    assert link(url=url) == (url, "source")
+    assert link(url="ftp://example.org/x") == ("https://papers.example/search?q=A+Title", "search")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -98,3 +99,69 @@ def test_chat_links_keep_working_for_indexes_built_before_link_kinds(tmp_path: P
     cite: Any = citation_for(1, Hit(old, 1.0), "")
     html = render.sources_html(Answer("x [1]", [cite], [Hit(old, 1.0)], False, "extractive"))
     assert "pc-search" not in html and "pc-byline" not in html
+
+
+def test_intro_names_the_format_each_file_was_read_as(tmp_path: Path) -> None:
+    import shutil
+
+    from rag.corpus import load_sources
+    from rag.pipeline import record_sources
+
+    # A Zotero export is a .json, and Mendeley's RIS export may be a .txt: the extension
+    # alone said "JSON (CSL-JSON or JSON Lines)" and "listing page".
+    zotero, mendeley = tmp_path / "zotero.json", tmp_path / "mendeley.txt"
+    shutil.copy(LIBRARY / "zotero.json", zotero)
+    shutil.copy(LIBRARY / "refs.ris", mendeley)
+    loaded = load_sources([zotero, mendeley], "https://s.example/?q={query}")
+    settings = Settings(data_dir=tmp_path / "data")
+    record_sources(settings, [zotero, mendeley], loaded.formats)
+    service = ChatService(settings, object(), summary=CorpusSummary.of(loaded.papers))
+    intro = service.intro_markdown()
+    assert "from zotero.json (CSL-JSON, 3 papers) and mendeley.txt (RIS, 2 papers)." in intro
+    # A later ingest adds to the record instead of replacing it.
+    record_sources(settings, [None], {"000_c23ffdfbf418029a.txt": "listing"})
+    assert ChatService(settings, object(), summary=CorpusSummary.of(loaded.papers)).recorded_formats() == {
+        "zotero.json": "csl-json", "mendeley.txt": "ris", "000_c23ffdfbf418029a.txt": "listing"
+    }
+
+
+def test_answer_marker_of_a_title_search_says_so_on_hover() -> None:
+    glacier, maps = read_source(LIBRARY / "refs.ris", "https://s.example/?q={query}").papers
+    hits = [Hit(glacier, 1.0), Hit(maps, 1.0)]
+    cites = [citation_for(1, hits[0], "Glacier melt."), citation_for(2, hits[1], "Maps.")]
+    text = render.answer_markdown(Answer("Melt [1]. Maps [2].", cites, hits, False, "extractive"))
+    doi, search = re.findall(r'\]\]\((\S+) "([^"]*)"\)', text)
+    assert doi == ("https://doi.org/10.5555/glacier.2022.7", f"{glacier.title} — Glacier melt.")
+    assert search[1] == f"{maps.title} (link: title search) — Maps."
+
+
+def test_upload_is_kept_under_the_data_dir_and_a_failed_one_is_not(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    upload = tmp_path / "gradio-tmp" / "refs.bib"
+    upload.parent.mkdir()
+    upload.write_bytes((LIBRARY / "refs.bib").read_bytes())
+    assistant = UploadingAssistant(IngestReport(papers=5, new=5))
+    message = ChatService(settings, assistant, summary=CorpusSummary()).ingest(str(upload))
+    assert message.startswith("Added refs.bib: Indexed 5 papers")
+    kept = assistant.ingested[0][0]
+    # The ingest records the copy's path, which outlives gradio's upload folder.
+    assert (kept.parent.parent, kept.name) == (settings.data_dir / "uploads", "refs.bib")
+    assert kept.read_bytes() == upload.read_bytes()
+
+    class Refusing(UploadingAssistant):
+        def ingest(self, paths: list[Path]) -> IngestReport:
+            self.ingested.append(paths)
+            raise CorpusError(f"{paths[0]}: malformed entry x (line 3).")
+
+    # The same file again is the same recorded input; a failure keeps the earlier copy.
+    refusing = Refusing()
+    message = ChatService(settings, refusing, summary=CorpusSummary()).ingest(str(upload))
+    assert message == "⚠️ refs.bib: malformed entry x (line 3)."
+    assert refusing.ingested[0][0] == kept and kept.exists()
+    # A failed new file leaves no copy.
+    other = upload.with_name("other.bib")
+    other.write_text("@article{x,\n", encoding="utf-8")
+    message = ChatService(settings, refusing, summary=CorpusSummary()).ingest(str(other))
+    assert message == "⚠️ other.bib: malformed entry x (line 3)."
+    assert not refusing.ingested[1][0].exists()
+    assert [p.name for p in (settings.data_dir / "uploads").iterdir()] == [kept.parent.name]

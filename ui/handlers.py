@@ -8,6 +8,7 @@ ui/app.py only wires these to components.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rag.corpus import bundled_corpus_paths
+from rag.corpus import bundled_corpus_paths, format_label
 from rag.errors import InputError, PaperchatError
 from rag.inputs import parse_history, validate_question
 from rag.metadata import cited_papers
@@ -102,9 +103,11 @@ def _count(n: int, noun: str) -> str:
     return f"{word} {noun}{'s' if n != 1 else ''}"
 
 
-def sources_phrase(summary: CorpusSummary) -> str:
+def sources_phrase(summary: CorpusSummary, formats: dict[str, str] | None = None) -> str:
     """Where the papers come from, for people: "two Hugging Face daily-papers pages",
-    "refs.bib (BibTeX, 5 papers)", "arXiv (12 papers)" -- never a bare hash file name."""
+    "refs.bib (BibTeX, 5 papers)", "arXiv (12 papers)" -- never a bare hash file name.
+    `formats` (file name -> format read, as ingest recorded it) names a file's format by its
+    content; without it, the extension guesses."""
     bundled = {p.name for p in bundled_corpus_paths()}
     names = [n for n, _ in summary.sources.most_common()]
     parts: list[str] = []
@@ -117,7 +120,9 @@ def sources_phrase(summary: CorpusSummary) -> str:
         if name == "arXiv":
             parts.append(f"the arXiv API ({papers})")
         else:
-            kind = FORMAT_NAMES.get(Path(name).suffix.lower(), "file")
+            kind = format_label((formats or {}).get(name, "")) or FORMAT_NAMES.get(
+                Path(name).suffix.lower(), "file"
+            )
             parts.append(f"{render.md_text(name)} ({kind}, {papers})")
     if len(parts) > _SHOWN_SOURCES + 1:
         parts = [*parts[:_SHOWN_SOURCES], f"{len(parts) - _SHOWN_SOURCES} more sources"]
@@ -186,10 +191,17 @@ class ChatService:
         except PaperchatError as exc:
             return render.error_markdown(str(exc))
         return (
-            f"Ask about **{summary.papers} papers** from {sources_phrase(summary)}. Answers quote "
+            f"Ask about **{summary.papers} papers** from "
+            f"{sources_phrase(summary, self.recorded_formats())}. Answers quote "
             "the abstracts and cite them: every [n] links to the paper, and the sources panel "
             "shows the abstract with the quoted sentences highlighted."
         )
+
+    def recorded_formats(self) -> dict[str, str]:
+        """The format each ingested file was read as (a small file beside the index)."""
+        from rag.pipeline import recorded_formats
+
+        return recorded_formats(self.settings)
 
     def examples(self) -> list[str]:
         """Example questions: curated ones for the bundled corpus, title questions otherwise."""
@@ -387,6 +399,28 @@ class ChatService:
 
     # ---- ingest ------------------------------------------------------------------------
 
+    def _kept_upload(self, file: Path) -> tuple[Path, bool]:
+        """(a copy of an upload under DATA_DIR/uploads/, whether this call made it): the
+        ingest records the path it read, `ingest --rebuild` reads it again, and gradio deletes
+        its own upload folder after a day. Named by content, so the same file uploaded again
+        is the same recorded input. The upload itself when it cannot be copied (the ingest
+        then says why)."""
+        try:
+            digest = hashlib.sha1(file.read_bytes()).hexdigest()[:12]
+            kept = Path(self.settings.data_dir) / "uploads" / digest / file.name
+            if kept.is_file():
+                return kept, False
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            return Path(shutil.copyfile(file, kept)), True
+        except OSError:
+            return file, False
+
+    @staticmethod
+    def _drop_upload(kept: Path, made: bool) -> None:
+        """Nothing of a failed upload was ingested: the copy it made goes too."""
+        if made:
+            shutil.rmtree(kept.parent, ignore_errors=True)
+
     def ingest(self, path: str | Path | None) -> str:
         """Add the papers of an uploaded file (BibTeX, RIS, CSL-JSON, JSON Lines, listing
         page) -> a summary to show."""
@@ -398,20 +432,27 @@ class ChatService:
             return render.error_markdown(
                 f"{name}: not a format paperchat reads. Supported: {UPLOAD_KINDS}."
             )
+        kept, made = self._kept_upload(file)
+
+        def named(message: str) -> str:
+            # The upload lives in a temp folder; the user knows the file by its name.
+            for where in (kept, file):
+                message = re.sub(re.escape(str(where)), name, message)
+            return message
+
         try:
             # One ingest at a time: two would contend for the index writer lock, and each
             # rebuilds the lexical index. Questions keep being answered meanwhile.
             with self._ingest_lock:
-                report = self.assistant.ingest([file])
+                report = self.assistant.ingest([kept])
                 with self._summary_lock:
                     self._summary = None  # the ingest rebuilt it with BM25
         except PaperchatError as exc:
-            # The upload lives in a temp folder; the user knows the file by its name.
-            message = re.sub(re.escape(str(file)), name, str(exc))
-            return render.error_markdown(message)
+            self._drop_upload(kept, made)
+            return render.error_markdown(named(str(exc)))
         except Exception as exc:
-            message = re.sub(re.escape(str(file)), name, unexpected_error(f"Adding {name}", exc))
-            return render.error_markdown(message)
+            self._drop_upload(kept, made)
+            return render.error_markdown(named(unexpected_error(f"Adding {name}", exc)))
         notes = "".join(f"\n- {render.md_text(n)}" for n in report.notes[:MAX_UPLOAD_NOTES])
         if len(report.notes) > MAX_UPLOAD_NOTES:
             notes += f"\n- … and {len(report.notes) - MAX_UPLOAD_NOTES} more"

@@ -101,7 +101,10 @@ def linked_markers(text: str, citations: Sequence[Citation]) -> str:
             cite = by_n.get(n)
             url = safe_url(cite.url) if cite else ""
             if cite and url:
-                out.append(f'[\\[{n}\\]]({url} "{_md_title(cite.title + " — " + cite.evidence)}")')
+                # A title search is not the paper: the hover says so, as the sources panel does.
+                search = " (link: title search)" if cite.link_kind == "search" else ""
+                hover = _md_title(f"{cite.title}{search} — {cite.evidence}")
+                out.append(f'[\\[{n}\\]]({url} "{hover}")')
             else:
                 out.append(f"\\[{n}\\]")
         last = match.end()
