@@ -15,6 +15,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from pylatexenc.latex2text import LatexNodes2Text
 
 from rag.errors import CorpusError
 from rag.metadata import citation_key
-from rag.papers import SourceRead, make_paper, skipped_refused, skipped_without_abstract
+from rag.papers import SourceRead, make_paper, skipped_without_abstract
 from rag.types import Paper
 
 _KEY = re.compile(r"@\s*\w+\s*[{(]\s*([^,\s]+)")
@@ -126,8 +127,9 @@ def read_bibtex(
         prefix = _text(fields.get("archiveprefix") or fields.get("eprinttype") or "").lower()
         venue = next((_text(fields[k]) for k in _VENUE_FIELDS if fields.get(k)), "")
         where = f"{path}, entry {entry.key} (line {(entry.start_line or 0) + 1})"
-        try:
-            paper = make_paper(
+        read.keep(
+            partial(
+                make_paper,
                 title,
                 abstract,
                 source=path.name,
@@ -140,13 +142,9 @@ def read_bibtex(
                 doi=_text(fields.get("doi", "")),
                 arxiv_id=eprint if prefix == "arxiv" or not prefix else "",
                 where=where,
-            )
-        except CorpusError as exc:  # too long, no usable title, invalid text: named by `where`
-            if not skip_bad:
-                raise
-            read.skipped.append(skipped_refused(exc))
-            continue
-        read.papers.append(paper)
+            ),
+            skip_bad,
+        )
     if no_abstract:
         read.skipped.append(skipped_without_abstract(path, no_abstract, "entry", "entries"))
     return read

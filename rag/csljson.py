@@ -10,12 +10,13 @@ The schema (citation-style-language/schema, csl-data.json): an array of items wi
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from rag.errors import CorpusError
 from rag.metadata import normalize_arxiv_id
-from rag.papers import SourceRead, make_paper, skipped_refused, skipped_without_abstract
+from rag.papers import SourceRead, make_paper, skipped_without_abstract
 
 
 def _name(person: Any) -> str:
@@ -23,9 +24,7 @@ def _name(person: Any) -> str:
         raise ValueError("an author is not an object with family/given or literal")
     if person.get("literal"):
         return str(person["literal"])
-    family = " ".join(
-        str(person.get(k) or "") for k in ("non-dropping-particle", "family")
-    ).strip()
+    family = " ".join(str(person.get(k) or "") for k in ("non-dropping-particle", "family")).strip()
     given = str(person.get("given") or "").strip()
     return f"{family}, {given}" if family and given else family or given
 
@@ -91,25 +90,25 @@ def read_csl_json(
                 ),
                 "",
             )
-            paper = make_paper(
-                title,
-                abstract,
-                source=path.name,
-                search_url_template=search_url_template,
-                url=_text(item, "URL"),
-                authors=[_name(a) for a in authors],
-                date=_date(item.get("issued")),
-                venue=_text(item, "container-title") or _text(item, "event-title")
-                or _text(item, "publisher"),
-                doi=_text(item, "DOI"),
-                arxiv_id=arxiv_id,
-                where=f"{path}, item {number}",  # not the label: the title may be invalid text
+            read.keep(
+                partial(
+                    make_paper,
+                    title,
+                    abstract,
+                    source=path.name,
+                    search_url_template=search_url_template,
+                    url=_text(item, "URL"),
+                    authors=[_name(a) for a in authors],
+                    date=_date(item.get("issued")),
+                    venue=_text(item, "container-title")
+                    or _text(item, "event-title")
+                    or _text(item, "publisher"),
+                    doi=_text(item, "DOI"),
+                    arxiv_id=arxiv_id,
+                    where=f"{path}, item {number}",  # not the label: the title may be invalid text
+                ),
+                skip_bad,
             )
-        except CorpusError as exc:  # too long, no usable title, invalid text: named by `where`
-            if not skip_bad:
-                raise
-            read.skipped.append(skipped_refused(exc))
-            continue
         except ValueError as exc:
             problem = f"{label}: {exc}"
             if not skip_bad:
@@ -118,8 +117,6 @@ def read_csl_json(
                     "to read the other items; nothing from this file was ingested."
                 ) from exc
             read.skipped.append(f"{path.name}: skipped malformed {problem}")
-            continue
-        read.papers.append(paper)
     if no_abstract:
         read.skipped.append(skipped_without_abstract(path, no_abstract, "item", "items"))
     return read

@@ -8,7 +8,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,6 +150,16 @@ class SourceRead:
     papers: list[Paper]
     skipped: list[str] = field(default_factory=list)
     format: str = ""
+
+    def keep(self, make: Callable[[], Paper], skip_bad: bool) -> None:
+        """Adds the paper `make` builds. A record make_paper refuses (too long, no usable
+        title, invalid text; named by its `where`) stops the file, or with --skip-bad is noted."""
+        try:
+            self.papers.append(make())
+        except CorpusError as exc:
+            if not skip_bad:
+                raise
+            self.skipped.append(skipped_refused(exc))
 
 
 def skipped_without_abstract(path: Path, labels: list[str], noun: str, plural: str) -> str:

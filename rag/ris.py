@@ -9,13 +9,14 @@ is reported by its line (and ID or title when it has one) instead of vanishing.
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import rispy
 
 from rag.errors import CorpusError
-from rag.papers import SourceRead, make_paper, skipped_refused, skipped_without_abstract
+from rag.papers import SourceRead, make_paper, skipped_without_abstract
 
 _TAG = re.compile(r"^([A-Z][A-Z0-9])  -( |$)")
 
@@ -89,8 +90,9 @@ def read_ris(
             no_abstract.append(_first(record, "id") or f"line {line}")
             continue
         authors = record.get("authors") or record.get("first_authors") or []
-        try:
-            paper = make_paper(
+        read.keep(
+            partial(
+                make_paper,
                 title,
                 abstract,
                 source=path.name,
@@ -104,13 +106,9 @@ def read_ris(
                 ),
                 doi=_first(record, "doi"),
                 where=f"{path}, record at line {line}",
-            )
-        except CorpusError as exc:  # too long, no usable title, invalid text: named by `where`
-            if not skip_bad:
-                raise
-            read.skipped.append(skipped_refused(exc))
-            continue
-        read.papers.append(paper)
+            ),
+            skip_bad,
+        )
     if no_abstract:
         read.skipped.append(skipped_without_abstract(path, no_abstract, "record", "records"))
     return read
