@@ -203,6 +203,11 @@ def test_bad_requests_get_openai_error_objects(client: openai.OpenAI, base_url: 
     body = json.loads(raw.value.read())
     assert set(body["error"]) == {"message", "type", "param", "code"}
     assert "Traceback" not in json.dumps(body)
+    # The right route with the wrong method says which method it takes.
+    with pytest.raises(urllib.error.HTTPError) as wrong_method:
+        urllib.request.urlopen(f"{base_url}/chat/completions", timeout=60)
+    assert wrong_method.value.code == 405 and wrong_method.value.headers["Allow"] == "POST"
+    assert "takes POST, not GET" in json.loads(wrong_method.value.read())["error"]["message"]
 
 
 def test_k_extension_limits_the_papers(client: openai.OpenAI) -> None:

@@ -98,6 +98,14 @@ def api_routes(service: Any, settings: Any) -> list[BaseRoute]:
     async def not_found(path: str, request: Request) -> Response:
         if refused := refuse(request):
             return refused
+        served = {"models": "GET", "chat/completions": "POST"}
+        if path.strip("/") in served:  # the right route, the wrong method
+            method = served[path.strip("/")]
+            return _error_response(
+                APIError(405, f"/v1/{path.strip('/')} takes {method}, not {request.method}.",
+                         code="method_not_allowed"),
+                headers={"Allow": method},
+            )
         return _error_response(
             APIError(404, f"There is no /v1/{path} here: paperchat serves GET /v1/models and "
                      "POST /v1/chat/completions.", code="not_found")
