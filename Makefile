@@ -34,10 +34,12 @@ eval: $(STAMP)
 	$(BIN)/paperchat eval $(ACLSUM)/aclsum.jsonl --db $(ACLSUM)/db --mode extractive --out docs/eval-report-aclsum
 
 # Refit the fusion and abstention constants across dev, dev_hard, fresh, holdout and ACLSum (leave-one-set-out
-# folds in docs/fit-retrieval.json); copy the final ones into rag/settings.py by hand.
+# folds in docs/fit-retrieval.json), and the answer length across the four bundled sets
+# (docs/fit-answer.json); copy the final ones into rag/settings.py by hand.
 fit: eval
 	$(BIN)/python scripts/fit_retrieval.py --bundled-db $$($(BIN)/python -c 'from rag.settings import Settings; print(Settings().resolved_db_dir)') \
 		--aclsum-db $(ACLSUM)/db --aclsum-set $(ACLSUM)/aclsum.jsonl --out docs/fit-retrieval.json
+	$(BIN)/python scripts/fit_answer_length.py --out docs/fit-answer.json
 
 # Reports go under the data directory; bench-docs also regenerates docs/bench-report.md and the
 # chart docs/performance.png (docs/performance.md is hand-written and never overwritten).
