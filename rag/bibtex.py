@@ -32,7 +32,7 @@ from pylatexenc.latex2text import LatexNodes2Text
 
 from rag.errors import CorpusError
 from rag.metadata import citation_key
-from rag.papers import SourceRead, make_paper, skipped_without_abstract
+from rag.papers import Incomplete, SourceRead, make_paper
 from rag.types import Paper
 
 _KEY = re.compile(r"@\s*\w+\s*[{(]\s*([^,\s]+)")
@@ -113,12 +113,12 @@ def read_bibtex(
             "this file was ingested."
         )
     read.skipped.extend(f"{path.name}: skipped malformed {f}" for f in failed)
-    no_abstract: list[str] = []
+    incomplete = Incomplete("entry", "entries")
     for entry in library.entries:
         fields = {f.key.lower(): f.value for f in entry.fields}
         title, abstract = _text(fields.get("title", "")), _text(fields.get("abstract", ""))
         if not title or not abstract:
-            no_abstract.append(entry.key)
+            incomplete.add(entry.key, abstract)
             continue
         authors = fields.get("author") or fields.get("editor") or []
         if not isinstance(authors, list):
@@ -145,8 +145,7 @@ def read_bibtex(
             ),
             skip_bad,
         )
-    if no_abstract:
-        read.skipped.append(skipped_without_abstract(path, no_abstract, "entry", "entries"))
+    read.skipped.extend(incomplete.notes(path))
     return read
 
 

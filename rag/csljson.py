@@ -16,7 +16,7 @@ from typing import Any
 
 from rag.errors import CorpusError
 from rag.metadata import normalize_arxiv_id
-from rag.papers import SourceRead, make_paper, skipped_without_abstract
+from rag.papers import Incomplete, SourceRead, make_paper
 
 
 def _name(person: Any) -> str:
@@ -68,7 +68,7 @@ def read_csl_json(
             f"{path}: expected a CSL-JSON array of items (Zotero: Export Collection > CSL JSON)."
         )
     read = SourceRead([], format="csl-json")
-    no_abstract: list[str] = []
+    incomplete = Incomplete("item", "items")
     for number, item in enumerate(items, start=1):
         label = f"item {number}"
         try:
@@ -77,7 +77,7 @@ def read_csl_json(
             label = f"item {number} ({item.get('id') or _text(item, 'title')[:60] or 'no id'})"
             title, abstract = _text(item, "title"), _text(item, "abstract")
             if not title or not abstract:
-                no_abstract.append(str(item.get("id") or f"item {number}"))
+                incomplete.add(str(item.get("id") or f"item {number}"), abstract)
                 continue
             authors = item.get("author") or []
             if not isinstance(authors, list):
@@ -117,6 +117,5 @@ def read_csl_json(
                     "to read the other items; nothing from this file was ingested."
                 ) from exc
             read.skipped.append(f"{path.name}: skipped malformed {problem}")
-    if no_abstract:
-        read.skipped.append(skipped_without_abstract(path, no_abstract, "item", "items"))
+    read.skipped.extend(incomplete.notes(path))
     return read

@@ -162,13 +162,34 @@ class SourceRead:
             self.skipped.append(skipped_refused(exc))
 
 
-def skipped_without_abstract(path: Path, labels: list[str], noun: str, plural: str) -> str:
-    """The note for entries a reader left out for having no abstract, naming up to ten."""
+def skipped_without(path: Path, labels: list[str], noun: str, plural: str, what: str) -> str:
+    """The note for entries a reader left out for lacking `what`, naming up to ten."""
     shown = ", ".join(labels[:10]) + (f" and {len(labels) - 10} more" if len(labels) > 10 else "")
     return (
         f"{path.name}: skipped {len(labels)} {noun if len(labels) == 1 else plural} "
-        f"without an abstract: {shown}"
+        f"without {what}: {shown}"
     )
+
+
+@dataclass
+class Incomplete:
+    """The entries a reader leaves out for lacking an abstract or (with one) a title."""
+
+    noun: str
+    plural: str
+    without: dict[str, list[str]] = field(
+        default_factory=lambda: {"an abstract": [], "a title": []}
+    )
+
+    def add(self, label: str, abstract: str) -> None:
+        self.without["a title" if abstract else "an abstract"].append(label)
+
+    def notes(self, path: Path) -> list[str]:
+        return [
+            skipped_without(path, labels, self.noun, self.plural, what)
+            for what, labels in self.without.items()
+            if labels
+        ]
 
 
 def skipped_refused(exc: CorpusError) -> str:

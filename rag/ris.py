@@ -16,7 +16,7 @@ from typing import Any
 import rispy
 
 from rag.errors import CorpusError
-from rag.papers import SourceRead, make_paper, skipped_without_abstract
+from rag.papers import Incomplete, SourceRead, make_paper
 
 _TAG = re.compile(r"^([A-Z][A-Z0-9])  -( |$)")
 
@@ -80,14 +80,14 @@ def read_ris(
             "to read the other records; nothing from this file was ingested."
         )
     read = SourceRead([], [f"{path.name}: skipped {p}" for p in problems], format="ris")
-    no_abstract: list[str] = []
+    incomplete = Incomplete("record", "records")
     for line, record_text in records:
         parsed = rispy.loads(record_text)
         record = parsed[0] if parsed else {}
         title = _first(record, "title", "primary_title", "translated_title")
         abstract = _first(record, "abstract", "notes_abstract")
         if not title or not abstract:
-            no_abstract.append(_first(record, "id") or f"line {line}")
+            incomplete.add(_first(record, "id") or f"line {line}", abstract)
             continue
         authors = record.get("authors") or record.get("first_authors") or []
         read.keep(
@@ -109,6 +109,5 @@ def read_ris(
             ),
             skip_bad,
         )
-    if no_abstract:
-        read.skipped.append(skipped_without_abstract(path, no_abstract, "record", "records"))
+    read.skipped.extend(incomplete.notes(path))
     return read

@@ -64,6 +64,24 @@ def test_bibtex_entries_without_abstract_are_named_and_skipped() -> None:
     assert read.skipped == ["refs.bib: skipped 1 entry without an abstract: noabstract2020"]
 
 
+def test_entries_without_a_title_are_named_apart_from_those_without_an_abstract(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "mixed.bib"
+    path.write_text(
+        "@article{ok1, title={Kept}, abstract={We keep this one.}}\n"
+        "@article{notitle1, abstract={An abstract whose entry lost its title.}}\n"
+        "@article{noabs1, title={No abstract}}\n",
+        encoding="utf-8",
+    )
+    read = read_source(path, SEARCH)
+    assert [p.title for p in read.papers] == ["Kept"]
+    assert read.skipped == [
+        "mixed.bib: skipped 1 entry without an abstract: noabs1",
+        "mixed.bib: skipped 1 entry without a title: notitle1",
+    ]
+
+
 def test_bibtex_with_no_abstract_at_all_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "bare.bib"
     path.write_text("@article{a1, title={One}}\n@book{b2, title={Two}}\n", encoding="utf-8")
