@@ -315,33 +315,50 @@ def _sources_path(settings: Settings) -> Path:
     return lexical_path(settings).with_name(SOURCES_FILE)
 
 
+def _record(settings: Settings) -> Any:
+    """The index's record (sources.json) as parsed, or None when it is missing or unreadable."""
+    try:
+        return json.loads(_sources_path(settings).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _inputs(record: Any) -> list[Path | None] | None:
+    try:
+        return [None if item is None else Path(str(item)) for item in record["inputs"]]
+    except (KeyError, TypeError):
+        return None
+
+
+def _formats(record: Any) -> dict[str, str]:
+    try:
+        return {str(k): str(v) for k, v in dict(record.get("formats") or {}).items()}
+    except (ValueError, TypeError, AttributeError):
+        return {}
+
+
+def _fetches(record: Any) -> list[Path]:
+    try:
+        return [Path(str(item)) for item in record.get("arxiv") or []]
+    except (TypeError, AttributeError):
+        return []
+
+
 def recorded_sources(settings: Settings) -> list[Path | None] | None:
     """The inputs of every ingest into this index (None stands for the bundled corpus), or
     None when nothing was recorded (an index built before paperchat kept this record)."""
-    try:
-        data = json.loads(_sources_path(settings).read_text(encoding="utf-8"))
-        return [None if item is None else Path(str(item)) for item in data["inputs"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    return _inputs(_record(settings))
 
 
 def recorded_formats(settings: Settings) -> dict[str, str]:
     """The format each ingested file was read as, by file name ("zotero.json": "csl-json"):
     what the web chat's intro calls it. Empty when nothing was recorded."""
-    try:
-        data = json.loads(_sources_path(settings).read_text(encoding="utf-8"))
-        return {str(k): str(v) for k, v in dict(data.get("formats") or {}).items()}
-    except (OSError, ValueError, TypeError, AttributeError):
-        return {}
+    return _formats(_record(settings))
 
 
 def recorded_arxiv(settings: Settings) -> list[Path]:
     """The kept arXiv fetches of this index (see arxiv_folder), for `ingest --rebuild`."""
-    try:
-        data = json.loads(_sources_path(settings).read_text(encoding="utf-8"))
-        return [Path(str(item)) for item in data.get("arxiv") or []]
-    except (OSError, ValueError, TypeError, AttributeError):
-        return []
+    return _fetches(_record(settings))
 
 
 def arxiv_folder(settings: Settings) -> Path:
@@ -359,10 +376,11 @@ def record_sources(
 ) -> None:
     """Add `inputs` (None: the bundled corpus), the `formats` they were read as and the
     kept `arxiv` fetches to the index's record; best effort."""
+    old = _record(settings)  # read once for all three parts
     new = [None if p is None else p.resolve() for p in inputs]
-    inputs = list(dict.fromkeys([*(recorded_sources(settings) or []), *new]))
-    known = {**recorded_formats(settings), **(formats or {})}
-    fetches = list(dict.fromkeys(str(p) for p in [*recorded_arxiv(settings), *arxiv]))
+    inputs = list(dict.fromkeys([*(_inputs(old) or []), *new]))
+    known = {**_formats(old), **(formats or {})}
+    fetches = list(dict.fromkeys(str(p) for p in [*_fetches(old), *arxiv]))
     path = _sources_path(settings)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
