@@ -98,11 +98,11 @@ def api_routes(service: Any, settings: Any) -> list[BaseRoute]:
     async def not_found(path: str, request: Request) -> Response:
         if refused := refuse(request):
             return refused
-        served = {"models": "GET", "chat/completions": "POST"}
-        if path.strip("/") in served:  # the right route, the wrong method
-            method = served[path.strip("/")]
+        route = path.strip("/")
+        method = {"models": "GET", "chat/completions": "POST"}.get(route)
+        if method:  # the right route, the wrong method
             return _error_response(
-                APIError(405, f"/v1/{path.strip('/')} takes {method}, not {request.method}.",
+                APIError(405, f"/v1/{route} takes {method}, not {request.method}.",
                          code="method_not_allowed"),
                 headers={"Allow": method},
             )
