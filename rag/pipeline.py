@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rag.answer import extractive_answer, missing_insisted, missing_names
+from rag.answer import contrasted_terms, extractive_answer, missing_insisted, missing_names
 from rag.corpus import DuplicateMerger, LoadedCorpus, load_sources
 from rag.embeddings import LocalEmbeddings
 from rag.errors import IndexMissingError, InputError, PaperchatError, StorageError
@@ -25,7 +25,7 @@ from rag.inputs import validate_question
 from rag.lexical import lexical_path
 from rag.retrieve import HybridRetriever, Retrieval
 from rag.settings import Settings
-from rag.text import insisted_terms, name_key
+from rag.text import content_words, insisted_terms, name_key
 from rag.types import Answer, IngestReport, Paper, Turn
 
 StreamEvent = str | Answer
@@ -232,7 +232,7 @@ class Assistant:
             answer = self.extractive(question, retrieval, k, history)
             timings["answer"] = (time.perf_counter() - t) * 1000
             yield from _pieces(answer.text)
-        answer.missing_terms = _missing_terms(retrieval.names, insisted_terms(question), answer)
+        answer.missing_terms = _missing_terms(question, retrieval.names, answer)
         if answer.missing_terms:
             note = " ".join(
                 [note, f"The cited abstract does not mention: {', '.join(answer.missing_terms)}."]
@@ -271,19 +271,25 @@ class Assistant:
         return PaperRetriever(assistant=self, k=k)
 
 
-def _missing_terms(names: Sequence[str], insisted: Sequence[str], answer: Answer) -> list[str]:
-    """Asked names, and words the question insists on, that no cited abstract mentions (none
-    when the answer cites nothing)."""
+def _missing_terms(question: str, names: Sequence[str], answer: Answer) -> list[str]:
+    """What the question asks that no cited abstract says (none when the answer cites
+    nothing): the asked names, the words the question insists on, and the words whose
+    contrasting form the abstract uses instead ("decoding" where it says "encoding")."""
     cited = {c.paper_id for c in answer.citations}
     papers = [h.paper for h in answer.retrieved if h.paper.id in cited]
     if not papers:
         return []
     keys = {name_key(name) for name in names}
-    words = [w for w in insisted if name_key(w) not in keys]
+    insisted = [w for w in insisted_terms(question) if name_key(w) not in keys]
     missing = [
-        set(missing_names(names, paper)) | set(missing_insisted(words, paper)) for paper in papers
+        set(missing_names(names, paper))
+        | set(missing_insisted(insisted, paper))
+        | set(contrasted_terms(question, paper))
+        for paper in papers
     ]
-    return [term for term in [*names, *words] if all(term in gaps for gaps in missing)]
+    terms = [*names, *insisted, *(w for w in content_words(question) if w not in insisted)]
+    found = [term for term in terms if all(term in gaps for gaps in missing)]
+    return list(dict.fromkeys(found))
 
 
 def checked_k(k: Any, settings: Settings) -> int:

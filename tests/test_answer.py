@@ -6,6 +6,7 @@ from rag.answer import (
     asks_for_several,
     choose_papers,
     concise,
+    contrasted_terms,
     extractive_answer,
     missing_insisted,
     missing_names,
@@ -224,6 +225,20 @@ def test_an_insisted_word_the_abstract_lacks_is_reported_by_stem() -> None:
         search_url_template="{query}",
     )
     assert missing_insisted(["video", "images", "matting"], paper) == ["video"]
+
+
+def test_a_word_whose_contrasting_form_the_abstract_uses_is_reported() -> None:
+    paper = make_paper(
+        "Brain Encoding With Transformers",
+        "We study brain encoding of multilingual text. Models predict fMRI responses.",
+        source="t",
+        search_url_template="{query}",
+    )
+    question = "Which paper decodes fMRI with monolingual, pretrained, unlabeled models?"
+    # decodes/encoding and monolingual/multilingual contrast; "pretrained" has no contrasting
+    # form in the abstract, and negating prefixes (un-) do not count.
+    assert contrasted_terms(question, paper) == ["decodes", "monolingual"]
+    assert contrasted_terms("Which paper studies encoding of fMRI?", paper) == []
 
 
 def test_the_papers_own_name_does_not_choose_the_sentence() -> None:

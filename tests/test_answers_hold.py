@@ -62,9 +62,9 @@ def test_dev_set_targets(bundled_db: Path, tmp_path: Path) -> None:
 
 
 def test_dev_hard_targets(bundled_db: Path, tmp_path: Path) -> None:
-    # Of the three near misses only the one naming what the corpus lacks (SMILES) is caught;
-    # the other two look like answerable paraphrases to every signal here (docs/evaluation.md).
-    _eval(bundled_db, tmp_path, "dev_hard", "recall@5=0.90", "refused_or_flagged=0.66")
+    # Its three near misses: one names what the corpus lacks (refused), one insists on video
+    # by contrast and one asks for decoding where the paper does encoding (both flagged).
+    _eval(bundled_db, tmp_path, "dev_hard", "recall@5=0.90", "refused_or_flagged=1.0")
 
 
 def test_fresh_set_targets(bundled_db: Path, tmp_path: Path) -> None:
