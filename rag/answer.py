@@ -337,7 +337,8 @@ def _key_sentences(
     for sentence in fresh[1:]:
         if len(chosen) >= most:
             break
-        if not _aside(sentence) and {t for t in set(stems(sentence)) - covered if weights.get(t, 0.0) >= heavy > 0}:
+        new_terms = set(stems(sentence)) - covered
+        if not _aside(sentence) and any(weights.get(t, 0.0) >= heavy > 0 for t in new_terms):
             chosen.append(sentence)
             covered |= set(stems(sentence))
     # Filling adds what the paper did, never an aside chosen only for the room left.
