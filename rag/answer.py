@@ -43,7 +43,8 @@ _ASKS_QUANTITY = re.compile(
 )
 _ASKS_NAME = re.compile(r"\b(datasets?|benchmarks?|corpora|corpus|test sets?)\b", re.IGNORECASE)
 _HAS_DIGIT = re.compile(r"\d")
-# Ranks a sentence that gives the asked kind of thing above one that only shares words.
+# Ranks a sentence that gives the asked kind of thing above one that only shares words (if it
+# shares any: a contribution sentence about something else answers nothing).
 ANSWER_TYPE_BONUS = 0.2
 # An abstract opens with the field's background and then turns to the paper's own work
 # ("we", "our", "this paper"); a question about a paper is answered by the latter, unless it
@@ -290,7 +291,9 @@ def _ranked_for(
 
     def order(ranked: tuple[float, int, str]) -> tuple[bool, bool, float, int]:
         share, position, sentence = ranked
-        bonus = ANSWER_TYPE_BONUS * gives(sentence) + (0.05 if sentence in matched else 0.0)
+        bonus = ANSWER_TYPE_BONUS * (share > 0 and gives(sentence)) + (
+            0.05 if sentence in matched else 0.0
+        )
         return (position < own_start, _aside(sentence), -(share + bonus), position)
 
     # The paper's own name picked the paper; within it, every sentence that repeats the name
@@ -327,8 +330,9 @@ def _key_sentences(
     given = max((v for s, v in shares.items() if s not in fresh), default=0.0)
     if not fresh or max(shares[s] for s in fresh) == 0 < given:
         return []
-    # "Which paper ...?" is answered by what the paper is: its contribution sentence leads.
-    contribution = [s for s in fresh if names_the_paper(s)][:1]
+    # "Which paper ...?" is answered by what the paper is: its contribution sentence leads, when
+    # it shares the question's words (in a "which papers" list, the line must say why it fits).
+    contribution = [s for s in fresh if names_the_paper(s) and shares[s] > 0][:1]
     fresh = contribution + [s for s in fresh if s not in contribution]
     weights = {t: idf(t) for t in set(stems(question)) if idf(t) > 0}
     heavy = sorted(weights.values())[len(weights) // 2] if weights else 0.0

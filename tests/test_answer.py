@@ -43,6 +43,11 @@ ABSTRACTS = {
         "We explore how multimodal transformers predict fMRI brain responses. "
         "Future fMRI experiments on multimodal transformers can test this insight."
     ),
+    "Alignment Probe Study": (
+        "In this work, we probe frozen language models with image inputs. "
+        "A negative correlation exists with hallucinations in their answers. "
+        "We propose skipping layers to reduce inference cost."
+    ),
     "Unrelated Graph Paper": (
         "We study graph neural networks for molecules. Message passing is improved. "
         "Results on QM9 are strong."
@@ -302,6 +307,21 @@ def test_the_papers_own_work_answers_before_its_background() -> None:
         statement, statement, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
     )
     assert answer.text.startswith("Visual token merging reduces the cost")
+
+
+def test_a_contribution_sentence_leads_only_when_it_shares_the_question() -> None:
+    hits = make_hits({"Alignment Probe Study": (5.0, 0.7)})
+    question = "Which paper studies hallucinations?"
+    answer = extractive_answer(
+        question, question, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
+    )
+    # "We propose skipping layers" is the contribution, but says nothing of what is asked.
+    assert answer.text.startswith("A negative correlation exists with hallucinations")
+    question = "Which paper proposes skipping layers?"
+    answer = extractive_answer(
+        question, question, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
+    )
+    assert answer.text.startswith("We propose skipping layers")
 
 
 def test_what_the_paper_leaves_to_future_work_answers_last() -> None:
