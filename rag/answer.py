@@ -261,9 +261,12 @@ _CONTRIBUTION = re.compile(
 
 def _ranked_for(
     question: str, hit: Hit, lexical: LexicalIndex
-) -> tuple[list[tuple[float, int, str]], Callable[[str], float], Callable[[str], bool]]:
-    """The abstract's sentences in answer order, the term weights they were ranked by, and
-    the test of whether a sentence gives the kind of thing asked.
+) -> tuple[
+    list[tuple[float, int, str]], Callable[[str], float], Callable[[str], bool], set[str]
+]:
+    """The abstract's sentences in answer order, the term weights they were ranked by, the
+    test of whether a sentence gives the kind of thing asked, and the background sentences
+    (before the paper's own work, for a question that does not ask why).
 
     Order: the paper's own work before its background (for a question that does not ask
     why), links last, then by question-term share plus a bonus when a sentence gives the
@@ -309,20 +312,29 @@ def _ranked_for(
     asks_what = bool(_QUESTION.search(question)) and not _ASKS_WHY.search(question)
     own = [position for _, position, sentence in by_share if _OWN_WORK.search(sentence)]
     own_start = min(own, default=0) if asks_what else 0
-    return sorted(by_share, key=order), idf, (gives if wants_identity else lambda _: False)
+    background = {sentence for _, position, sentence in by_share if position < own_start}
+    names_the_paper = gives if wants_identity else lambda _: False
+    return sorted(by_share, key=order), idf, names_the_paper, background
 
 
 def _key_sentences(
-    question: str, hit: Hit, lexical: LexicalIndex, said: set[str], most: int, fill_words: int = 0
+    question: str,
+    hit: Hit,
+    lexical: LexicalIndex,
+    said: set[str],
+    most: int,
+    fill_words: int = 0,
+    own_work_only: bool = False,
 ) -> list[str]:
     """Up to `most` sentences that answer, best first, none already said.
 
     The first is the best in answer order (_ranked_for). Each further sentence must add a
     question term of above-median weight that the chosen ones lack: a second ask of the
-    question, not more of the same, and not a link or future work. Then, while the answer stays within `fill_words` words,
-    the next-best sentences fill the rest.
+    question, not more of the same, and not a link or future work (nor, with
+    `own_work_only`, the field's background). Then, while the answer stays within
+    `fill_words` words, the next-best sentences fill the rest.
     """
-    ranked, idf, names_the_paper = _ranked_for(question, hit, lexical)
+    ranked, idf, names_the_paper, background = _ranked_for(question, hit, lexical)
     fresh = [s for _, _, s in ranked if s.strip() and " ".join(words(s)) not in said]
     # A follow-up whose words only the sentences already given share: the abstract says
     # nothing more on it, and a sentence sharing none of them would not answer it.
@@ -342,7 +354,9 @@ def _key_sentences(
         if len(chosen) >= most:
             break
         new_terms = set(stems(sentence)) - covered
-        if not _aside(sentence) and any(weights.get(t, 0.0) >= heavy > 0 for t in new_terms):
+        if _aside(sentence) or (own_work_only and sentence in background):
+            continue
+        if any(weights.get(t, 0.0) >= heavy > 0 for t in new_terms):
             chosen.append(sentence)
             covered |= set(stems(sentence))
     # Filling adds what the paper did, never an aside chosen only for the room left.
@@ -388,13 +402,16 @@ def extractive_answer(
     lines: list[str] = []
     citations: list[Citation] = []
     if len(chosen) > 1:
-        # One line per paper: its title and the sentence that answers best.
+        # One line per paper: its title and the sentence that answers best, and a second one
+        # of the paper's own work when it answers another part of the question ("Which papers
+        # ..., and which datasets ...?").
         for n, hit in enumerate(chosen, start=1):
-            picked = _key_sentences(question, hit, lexical, said, 1) or _key_sentences(
-                question, hit, lexical, set(), 1
-            )
-            lines.append(f"- {short_title(hit.paper.title)}: {concise(picked[0])} [{n}]")
-            citations.append(citation_for(n, hit, picked[0]))
+            picked = _key_sentences(
+                question, hit, lexical, said, 2, own_work_only=True
+            ) or _key_sentences(question, hit, lexical, set(), 2, own_work_only=True)
+            quoted = " ".join(concise(sentence) for sentence in picked)
+            lines.append(f"- {short_title(hit.paper.title)}: {quoted} [{n}]")
+            citations.append(citation_for(n, hit, picked[0], highlights=picked))
         text = "\n".join(lines)
     else:
         hit = chosen[0]

@@ -265,6 +265,28 @@ def test_the_papers_own_name_does_not_choose_the_sentence() -> None:
     assert answer.text == "Packing them halves the latency. [1]"
 
 
+def test_a_paper_line_answers_a_second_part_from_the_papers_own_work() -> None:
+    hits = make_hits(
+        {
+            "Video Moment Finder": (5.0, 0.7),
+            "Moment Retrieval Two": (4.0, 0.6),
+            "Unrelated Graph Paper": (0.5, 0.2),
+        }
+    )
+    question = "Which papers find the clip a text query describes, and what recall gains do they report?"
+    answer = extractive_answer(
+        question, question, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
+    )
+    first, second = answer.text.splitlines()
+    # The second part (recall gains) is answered on the same line, from what the paper did.
+    assert first.startswith("- Video Moment Finder: We study video moment retrieval")
+    assert first.endswith("Results improve recall by 5 points. [1]")
+    assert answer.citations[0].highlights[-1] == "Results improve recall by 5 points."
+    # The field's background ("... finds the clip described by a query") has the question's
+    # rarest word, but a paper's line says what the paper did.
+    assert second == "- Moment Retrieval Two: Experiments on TACoS show gains. [2]"
+
+
 def test_questions_asking_for_several_papers_in_their_usual_phrasings() -> None:
     several = (
         "Which papers study brain encoding?",
