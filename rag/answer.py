@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from rag.citations import citation_for, evidence, ranked_sentences
 from rag.lexical import LexicalIndex
+from rag.missing import missing_names
 from rag.settings import AnswerSettings, RetrievalSettings
-from rag.text import content_words, name_key, name_keys, name_terms, stems, words
-from rag.types import Answer, Citation, Hit, Paper, Turn
+from rag.text import name_key, name_keys, name_terms, stems, words
+from rag.types import Answer, Citation, Hit, Turn
 
 ABSTAIN_TEXT = (
     "The indexed papers don't answer this question. Try rephrasing it, or add papers that cover it."
@@ -87,65 +88,6 @@ def _aside(sentence: str) -> bool:
 
 def asks_for_several(question: str) -> bool:
     return bool(_PLURAL.search(question))
-
-
-def missing_names(names: Sequence[str], paper: Paper) -> list[str]:
-    """The asked names (as written) that the paper's title and abstract never mention. A
-    hyphenated name counts as mentioned when its head is ("ViT-style" by "ViT")."""
-    have = name_keys(f"{paper.title} {paper.abstract}")
-    return [
-        name
-        for name in names
-        if name_key(name) not in have and name_key(re.split(r"[-.]", name)[0]) not in have
-    ]
-
-
-def missing_insisted(terms: Sequence[str], paper: Paper) -> list[str]:
-    """The insisted-on words (rag.text.insisted_terms) whose stem the paper never uses."""
-    have = set(stems(f"{paper.title} {paper.abstract}"))
-    return [term for term in terms if not set(stems(term)) <= have]
-
-
-# Prefixes that turn a word into its opposite or sibling: "decoding" / "encoding",
-# "multilingual" / "monolingual", "intra-modal" / "inter-modal". Negating prefixes (un-,
-# non-, dis-) are left out: summaries say "unlabeled" of what abstracts call "labeled" data
-# (measured on ACLSum: 15 of 750 answerable summaries flagged with them, 2 without).
-_CONTRASTS = (
-    ("de", "en"),
-    ("en", "de"),
-    ("multi", "mono"),
-    ("multi", "single"),
-    ("multi", "uni"),
-    ("mono", "multi"),
-    ("single", "multi"),
-    ("uni", "multi"),
-    ("inter", "intra"),
-    ("intra", "inter"),
-    ("pre", "post"),
-    ("post", "pre"),
-    ("over", "under"),
-    ("under", "over"),
-    ("up", "down"),
-    ("down", "up"),
-)
-
-
-def contrasted_terms(question: str, paper: Paper) -> list[str]:
-    """Question words the paper never uses while it uses their contrasting form: asked about
-    *decoding*, the abstract only says *encoding*. Such a paper is a near miss that differs
-    in the very thing asked, whatever the other words share."""
-    have = set(stems(f"{paper.title} {paper.abstract}"))
-    found: list[str] = []
-    for word in content_words(question):
-        stem = next(iter(stems(word)), "")
-        if not stem or stem in have or word in found:
-            continue
-        for prefix, other in _CONTRASTS:
-            rest = stem[len(prefix) :]
-            if stem.startswith(prefix) and len(rest) >= 3 and other + rest in have:
-                found.append(word)
-                break
-    return found
 
 
 @dataclass

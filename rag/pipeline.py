@@ -16,16 +16,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rag.answer import contrasted_terms, extractive_answer, missing_insisted, missing_names
+from rag.answer import extractive_answer
 from rag.corpus import DuplicateMerger, LoadedCorpus, load_sources
 from rag.embeddings import LocalEmbeddings
 from rag.errors import IndexMissingError, InputError, PaperchatError, StorageError
 from rag.index import PaperIndex
 from rag.inputs import validate_question
 from rag.lexical import lexical_path
+from rag.missing import missing_terms
 from rag.retrieve import HybridRetriever, Retrieval
 from rag.settings import Settings
-from rag.text import content_words, insisted_terms, name_key
 from rag.types import Answer, IngestReport, Paper, Turn
 
 StreamEvent = str | Answer
@@ -232,7 +232,7 @@ class Assistant:
             answer = self.extractive(question, retrieval, k, history)
             timings["answer"] = (time.perf_counter() - t) * 1000
             yield from _pieces(answer.text)
-        answer.missing_terms = _missing_terms(question, retrieval.names, answer)
+        answer.missing_terms = missing_terms(question, retrieval.names, answer)
         if answer.missing_terms:
             note = " ".join(
                 [note, f"The cited abstract does not mention: {', '.join(answer.missing_terms)}."]
@@ -269,27 +269,6 @@ class Assistant:
         from rag.retriever import PaperRetriever
 
         return PaperRetriever(assistant=self, k=k)
-
-
-def _missing_terms(question: str, names: Sequence[str], answer: Answer) -> list[str]:
-    """What the question asks that no cited abstract says (none when the answer cites
-    nothing): the asked names, the words the question insists on, and the words whose
-    contrasting form the abstract uses instead ("decoding" where it says "encoding")."""
-    cited = {c.paper_id for c in answer.citations}
-    papers = [h.paper for h in answer.retrieved if h.paper.id in cited]
-    if not papers:
-        return []
-    keys = {name_key(name) for name in names}
-    insisted = [w for w in insisted_terms(question) if name_key(w) not in keys]
-    missing = [
-        set(missing_names(names, paper))
-        | set(missing_insisted(insisted, paper))
-        | set(contrasted_terms(question, paper))
-        for paper in papers
-    ]
-    terms = [*names, *insisted, *(w for w in content_words(question) if w not in insisted)]
-    found = [term for term in terms if all(term in gaps for gaps in missing)]
-    return list(dict.fromkeys(found))
 
 
 def checked_k(k: Any, settings: Settings) -> int:

@@ -6,14 +6,12 @@ from rag.answer import (
     asks_for_several,
     choose_papers,
     concise,
-    contrasted_terms,
     extractive_answer,
-    missing_insisted,
-    missing_names,
     support,
 )
 from rag.citations import cited_claims
 from rag.lexical import LexicalIndex
+from rag.missing import contrasted_terms, missing_insisted, missing_names
 from rag.papers import make_paper
 from rag.retrieve import dense_margin
 from rag.settings import AnswerSettings, RetrievalSettings
