@@ -266,15 +266,14 @@ def _key_sentences(
     said: set[str],
     most: int,
     fill_words: int = 0,
-    own_work_only: bool = False,
 ) -> list[str]:
     """Up to `most` sentences that answer, best first, none already said.
 
     The first is the best in answer order (_ranked_for). Each further sentence must add a
     question term of above-median weight that the chosen ones lack: a second ask of the
-    question, not more of the same, and not a link or future work (nor, with
-    `own_work_only`, the field's background). Then, while the answer stays within
-    `fill_words` words, the next-best sentences fill the rest.
+    question, not more of the same, from the paper's own work: not the field's background,
+    a link or future work. Then, while the answer stays within `fill_words` words, the
+    next-best sentences fill the rest.
     """
     ranked, idf, names_the_paper, background = _ranked_for(question, hit, lexical)
     fresh = [s for _, _, s in ranked if s.strip() and " ".join(words(s)) not in said]
@@ -296,7 +295,7 @@ def _key_sentences(
         if len(chosen) >= most:
             break
         new_terms = set(stems(sentence)) - covered
-        if _aside(sentence) or (own_work_only and sentence in background):
+        if _aside(sentence) or sentence in background:
             continue
         if any(weights.get(t, 0.0) >= heavy > 0 for t in new_terms):
             chosen.append(sentence)
@@ -348,9 +347,9 @@ def extractive_answer(
         # of the paper's own work when it answers another part of the question ("Which papers
         # ..., and which datasets ...?").
         for n, hit in enumerate(chosen, start=1):
-            picked = _key_sentences(
-                question, hit, lexical, said, 2, own_work_only=True
-            ) or _key_sentences(question, hit, lexical, set(), 2, own_work_only=True)
+            picked = _key_sentences(question, hit, lexical, said, 2) or _key_sentences(
+                question, hit, lexical, set(), 2
+            )
             quoted = " ".join(concise(sentence) for sentence in picked)
             lines.append(f"- {short_title(hit.paper.title)}: {quoted} [{n}]")
             citations.append(citation_for(n, hit, picked[0], highlights=picked))
