@@ -273,7 +273,7 @@ def _key_sentences(
     question term of above-median weight that the chosen ones lack: a second ask of the
     question, not more of the same, from the paper's own work: not the field's background,
     a link or future work. Then, while the answer stays within `fill_words` words, the
-    next-best sentences fill the rest.
+    next-best sentences of its own work fill the rest.
     """
     ranked, idf, names_the_paper, background = _ranked_for(question, hit, lexical)
     fresh = [s for _, _, s in ranked if s.strip() and " ".join(words(s)) not in said]
@@ -300,8 +300,10 @@ def _key_sentences(
         if any(weights.get(t, 0.0) >= heavy > 0 for t in new_terms):
             chosen.append(sentence)
             covered |= set(stems(sentence))
-    # Filling adds what the paper did, never an aside chosen only for the room left.
-    return _filled(chosen, [s for s in fresh if not _aside(s)], most, fill_words)
+    # Filling adds what the paper did too: never background or an aside chosen only for the
+    # room left.
+    own_work = [s for s in fresh if not _aside(s) and s not in background]
+    return _filled(chosen, own_work, most, fill_words)
 
 
 def _filled(chosen: list[str], fresh: list[str], most: int, fill_words: int) -> list[str]:
