@@ -16,7 +16,7 @@ from rag.papers import make_paper
 from rag.retrieve import dense_margin
 from rag.settings import AnswerSettings, RetrievalSettings
 from rag.text import insisted_terms, split_sentences
-from rag.types import Hit, Turn
+from rag.types import Answer, Hit, Turn
 
 ABSTRACTS = {
     "Video Moment Finder": (
@@ -53,6 +53,13 @@ ABSTRACTS = {
 }
 
 
+def answer_to(question: str, hits: list[Hit]) -> Answer:
+    """The extractive answer with default settings, the question as its own query."""
+    return extractive_answer(
+        question, question, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
+    )
+
+
 def make_hits(scores: dict[str, tuple[float, float]]) -> list[Hit]:
     hits = []
     for title, (fused, dense) in scores.items():
@@ -70,9 +77,7 @@ def lexical_for(hits: list[Hit]) -> LexicalIndex:
 def test_single_paper_question_leads_with_the_sentence_that_answers() -> None:
     hits = make_hits({"Video Moment Finder": (5.0, 0.7), "Moment Retrieval Two": (4.0, 0.6)})
     question = "Which datasets is the video moment retrieval model evaluated on?"
-    answer = extractive_answer(
-        question, question, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
-    )
+    answer = answer_to(question, hits)
     assert not answer.abstained
     assert [c.title for c in answer.citations] == ["Video Moment Finder"]
     assert {n for n, _ in cited_claims(answer.text)} == {1}
@@ -184,9 +189,7 @@ def test_abstains_when_both_signals_are_weak() -> None:
 def test_keyword_match_alone_is_enough_to_answer() -> None:
     hits = make_hits({"Unrelated Graph Paper": (1.0, 0.2)})
     question = "What are the results of message passing for molecules on QM9?"
-    answer = extractive_answer(
-        question, question, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
-    )
+    answer = answer_to(question, hits)
     assert not answer.abstained
     assert "QM9" in answer.text
 
@@ -271,10 +274,10 @@ def test_a_paper_line_answers_a_second_part_from_the_papers_own_work() -> None:
             "Unrelated Graph Paper": (0.5, 0.2),
         }
     )
-    question = "Which papers find the clip a text query describes, and what recall gains do they report?"
-    answer = extractive_answer(
-        question, question, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
+    question = (
+        "Which papers find the clip a text query describes, and what recall gains do they report?"
     )
+    answer = answer_to(question, hits)
     first, second = answer.text.splitlines()
     # The second part (recall gains) is answered on the same line, from what the paper did.
     assert first.startswith("- Video Moment Finder: We study video moment retrieval")
@@ -308,48 +311,36 @@ def test_questions_asking_for_several_papers_in_their_usual_phrasings() -> None:
 def test_the_papers_own_work_answers_before_its_background() -> None:
     hits = make_hits({"Token Merging Study": (5.0, 0.7)})
     question = "Which method merges visual tokens in multimodal models?"
-    answer = extractive_answer(
-        question, question, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
-    )
+    answer = answer_to(question, hits)
     # Background and link sentences share the question's words, yet the contribution leads,
     # without its opening discourse marker; the highlight is still the abstract's sentence.
     assert answer.text.startswith("We propose a token merger that keeps small objects. [1]")
     assert "github" not in answer.text.split("[1]")[0]
     assert answer.citations[0].evidence.startswith("To address this issue, we propose")
     why = "Why is visual token merging a problem for multimodal models?"
-    answer = extractive_answer(
-        why, why, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
-    )
+    answer = answer_to(why, hits)
     assert answer.text.startswith("Visual token merging reduces the cost")
     # A statement rather than a question asks for the text most like it, wherever it stands.
     statement = "visual token merging reduces the cost of multimodal models but loses detail"
-    answer = extractive_answer(
-        statement, statement, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
-    )
+    answer = answer_to(statement, hits)
     assert answer.text.startswith("Visual token merging reduces the cost")
 
 
 def test_a_contribution_sentence_leads_only_when_it_shares_the_question() -> None:
     hits = make_hits({"Alignment Probe Study": (5.0, 0.7)})
     question = "Which paper studies hallucinations?"
-    answer = extractive_answer(
-        question, question, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
-    )
+    answer = answer_to(question, hits)
     # "We propose skipping layers" is the contribution, but says nothing of what is asked.
     assert answer.text.startswith("A negative correlation exists with hallucinations")
     question = "Which paper proposes skipping layers?"
-    answer = extractive_answer(
-        question, question, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
-    )
+    answer = answer_to(question, hits)
     assert answer.text.startswith("We propose skipping layers")
 
 
 def test_what_the_paper_leaves_to_future_work_answers_last() -> None:
     hits = make_hits({"Brain Response Study": (5.0, 0.7)})
     question = "Which paper uses multimodal transformers on fMRI experiments?"
-    answer = extractive_answer(
-        question, question, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
-    )
+    answer = answer_to(question, hits)
     # The future-work sentence shares more of the question's words, yet what the paper did leads.
     assert answer.text.startswith("We explore how multimodal transformers predict fMRI")
 
@@ -370,9 +361,7 @@ def test_a_short_answer_fills_its_room_with_the_next_best_sentence() -> None:
         {"Packer: Compact Visual Tokens": (5.0, 0.6), "Unrelated Graph Paper": (1.0, 0.1)}
     )
     question = "What is the latency of Packer?"
-    filled = extractive_answer(
-        question, question, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
-    )
+    filled = answer_to(question, hits)
     # The answering sentence first, then the next best; the code link stays out.
     assert filled.text == (
         "Packing them halves the latency. [1] Multimodal models spend most compute on visual "
