@@ -260,12 +260,7 @@ def _ranked_for(
 
 
 def _key_sentences(
-    question: str,
-    hit: Hit,
-    lexical: LexicalIndex,
-    said: set[str],
-    most: int,
-    fill_words: int = 0,
+    question: str, hit: Hit, lexical: LexicalIndex, said: set[str], most: int, fill_words: int = 0
 ) -> list[str]:
     """Up to `most` sentences that answer, best first, none already said.
 
@@ -294,9 +289,9 @@ def _key_sentences(
     for sentence in fresh[1:]:
         if len(chosen) >= most:
             break
-        new_terms = set(stems(sentence)) - covered
         if _aside(sentence) or sentence in background:
             continue
+        new_terms = set(stems(sentence)) - covered
         if any(weights.get(t, 0.0) >= heavy > 0 for t in new_terms):
             chosen.append(sentence)
             covered |= set(stems(sentence))
