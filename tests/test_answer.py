@@ -328,13 +328,13 @@ def test_the_papers_own_work_answers_before_its_background() -> None:
 
 def test_a_contribution_sentence_leads_only_when_it_shares_the_question() -> None:
     hits = make_hits({"Alignment Probe Study": (5.0, 0.7)})
-    question = "Which paper studies hallucinations?"
-    answer = answer_to(question, hits)
     # "We propose skipping layers" is the contribution, but says nothing of what is asked.
-    assert answer.text.startswith("A negative correlation exists with hallucinations")
-    question = "Which paper proposes skipping layers?"
-    answer = answer_to(question, hits)
-    assert answer.text.startswith("We propose skipping layers")
+    leads = {
+        "Which paper studies hallucinations?": "A negative correlation exists with hallucinations",
+        "Which paper proposes skipping layers?": "We propose skipping layers",
+    }
+    for question, lead in leads.items():
+        assert answer_to(question, hits).text.startswith(lead), question
 
 
 def test_what_the_paper_leaves_to_future_work_answers_last() -> None:
