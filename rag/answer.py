@@ -291,10 +291,10 @@ def _key_sentences(
             break
         if _aside(sentence) or sentence in background:
             continue
-        new_terms = set(stems(sentence)) - covered
-        if any(weights.get(t, 0.0) >= heavy > 0 for t in new_terms):
+        terms = set(stems(sentence))
+        if any(weights.get(t, 0.0) >= heavy > 0 for t in terms - covered):
             chosen.append(sentence)
-            covered |= set(stems(sentence))
+            covered |= terms
     # Filling adds what the paper did too: never background or an aside chosen only for the
     # room left.
     own_work = [s for s in fresh if not _aside(s) and s not in background]

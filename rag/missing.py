@@ -23,9 +23,14 @@ def missing_names(names: Sequence[str], paper: Paper) -> list[str]:
     ]
 
 
-def missing_insisted(terms: Sequence[str], paper: Paper) -> list[str]:
-    """The insisted-on words (rag.text.insisted_terms) whose stem the paper never uses."""
-    have = set(stems(f"{paper.title} {paper.abstract}"))
+def paper_stems(paper: Paper) -> set[str]:
+    """Every stem of the paper's title and abstract: computed once per cited paper."""
+    return set(stems(f"{paper.title} {paper.abstract}"))
+
+
+def missing_insisted(terms: Sequence[str], have: set[str]) -> list[str]:
+    """The insisted-on words (rag.text.insisted_terms) whose stem the paper (its
+    `paper_stems`) never uses."""
     return [term for term in terms if not set(stems(term)) <= have]
 
 
@@ -53,11 +58,10 @@ _CONTRASTS = (
 )
 
 
-def contrasted_terms(question: str, paper: Paper) -> list[str]:
-    """Question words the paper never uses while it uses their contrasting form: asked about
-    *decoding*, the abstract only says *encoding*. Such a paper is a near miss that differs
-    in the very thing asked, whatever the other words share."""
-    have = set(stems(f"{paper.title} {paper.abstract}"))
+def contrasted_terms(question: str, have: set[str]) -> list[str]:
+    """Question words the paper (its `paper_stems`) never uses while it uses their
+    contrasting form: asked about *decoding*, the abstract only says *encoding*. Such a paper
+    is a near miss that differs in the very thing asked, whatever the other words share."""
     found: list[str] = []
     for word in content_words(question):
         stem = next(iter(stems(word)), "")
@@ -81,12 +85,14 @@ def missing_terms(question: str, names: Sequence[str], answer: Answer) -> list[s
         return []
     keys = {name_key(name) for name in names}
     insisted = [w for w in insisted_terms(question) if name_key(w) not in keys]
-    missing = [
-        set(missing_names(names, paper))
-        | set(missing_insisted(insisted, paper))
-        | set(contrasted_terms(question, paper))
-        for paper in papers
-    ]
+    missing = []
+    for paper in papers:
+        have = paper_stems(paper)
+        missing.append(
+            set(missing_names(names, paper))
+            | set(missing_insisted(insisted, have))
+            | set(contrasted_terms(question, have))
+        )
     terms = [*names, *insisted, *(w for w in content_words(question) if w not in insisted)]
     found = [term for term in terms if all(term in gaps for gaps in missing)]
     return list(dict.fromkeys(found))

@@ -11,7 +11,7 @@ from rag.answer import (
 )
 from rag.citations import cited_claims
 from rag.lexical import LexicalIndex
-from rag.missing import contrasted_terms, missing_insisted, missing_names
+from rag.missing import contrasted_terms, missing_insisted, missing_names, paper_stems
 from rag.papers import make_paper
 from rag.retrieve import dense_margin
 from rag.settings import AnswerSettings, RetrievalSettings
@@ -230,7 +230,7 @@ def test_an_insisted_word_the_abstract_lacks_is_reported_by_stem() -> None:
         source="t",
         search_url_template="{query}",
     )
-    assert missing_insisted(["video", "images", "matting"], paper) == ["video"]
+    assert missing_insisted(["video", "images", "matting"], paper_stems(paper)) == ["video"]
 
 
 def test_a_word_whose_contrasting_form_the_abstract_uses_is_reported() -> None:
@@ -243,8 +243,8 @@ def test_a_word_whose_contrasting_form_the_abstract_uses_is_reported() -> None:
     question = "Which paper decodes fMRI with monolingual, pretrained, unlabeled models?"
     # decodes/encoding and monolingual/multilingual contrast; "pretrained" has no contrasting
     # form in the abstract, and negating prefixes (un-) do not count.
-    assert contrasted_terms(question, paper) == ["decodes", "monolingual"]
-    assert contrasted_terms("Which paper studies encoding of fMRI?", paper) == []
+    assert contrasted_terms(question, paper_stems(paper)) == ["decodes", "monolingual"]
+    assert contrasted_terms("Which paper studies encoding of fMRI?", paper_stems(paper)) == []
 
 
 def test_the_papers_own_name_does_not_choose_the_sentence() -> None:

@@ -99,19 +99,24 @@ def api_routes(service: Any, settings: Any) -> list[BaseRoute]:
         if refused := refuse(request):
             return refused
         route = path.strip("/")
-        method = {"models": "GET", "chat/completions": "POST"}.get(route)
+        method = _SERVED.get(route)
         if method:  # the right route, the wrong method
             return _error_response(
                 APIError(405, f"/v1/{route} takes {method}, not {request.method}.",
                          code="method_not_allowed"),
                 headers={"Allow": method},
             )
+        served = " and ".join(f"{m} /v1/{r}" for r, m in _SERVED.items())
         return _error_response(
-            APIError(404, f"There is no /v1/{path} here: paperchat serves GET /v1/models and "
-                     "POST /v1/chat/completions.", code="not_found")
+            APIError(404, f"There is no /v1/{path} here: paperchat serves {served}.",
+                     code="not_found")
         )
 
     return list(router.routes)
+
+
+# The routes above and their methods, for the replies to any other request.
+_SERVED = {"models": "GET", "chat/completions": "POST"}
 
 
 def _checked(service: Any, chat: ChatRequest) -> Any:
