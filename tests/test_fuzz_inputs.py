@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from rag.corpus import read_file, read_source
 from rag.errors import PaperchatError
 from rag.inputs import parse_history, validate_question
-from rag.papers import MAX_ABSTRACT_CHARS, MAX_TITLE_CHARS, normalize_title
-from rag.text import invalid_text_at
+from rag.missing import contrasted_terms, missing_insisted, paper_stems
+from rag.papers import MAX_ABSTRACT_CHARS, MAX_TITLE_CHARS, make_paper, normalize_title
+from rag.text import content_words, insisted_terms, invalid_text_at
 
 SEARCH = "https://papers.example/search?q={query}"
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -178,3 +179,19 @@ def test_history_validation(history: Any) -> None:
     for turn in turns:
         assert turn.role in ("user", "assistant")
         turn.content.encode("utf-8")
+
+
+@FUZZ
+@given(question=ANY_TEXT, abstract=ANY_TEXT)
+def test_missing_term_checks_on_arbitrary_valid_questions(question: str, abstract: str) -> None:
+    """What a validated question insists on, or asks in a contrasting form, is always some of
+    its own words, whatever the text (the checks run on every answer)."""
+    try:
+        text = validate_question(question, 2000)
+    except PaperchatError:
+        return
+    paper = make_paper("A Study", abstract or "Empty.", source="t", search_url_template=SEARCH)
+    have = paper_stems(paper)
+    words = set(content_words(text))
+    assert set(contrasted_terms(text, have)) <= words
+    assert set(missing_insisted(insisted_terms(text), have)) <= words
