@@ -35,6 +35,12 @@ _PLURAL = re.compile(
     re.IGNORECASE,
 )
 _MAX_PAPERS = 5
+# Where a question turns to another ask: ", and how ...", "and which datasets ...".
+_NEXT_PART = re.compile(
+    r",?\s+(?:and|while|but|also)\s+(?=(?:what|which|how|why|where|when|who|whether|does|do|"
+    r"did|is|are|was|were|can|could|has|have)\b)",
+    re.IGNORECASE,
+)
 # What kind of thing the question asks for, and how a sentence that gives it looks: a
 # quantity is written with digits, a dataset or benchmark by its name.
 _ASKS_QUANTITY = re.compile(
@@ -203,9 +209,7 @@ _CONTRIBUTION = re.compile(
 
 def _ranked_for(
     question: str, hit: Hit, lexical: LexicalIndex
-) -> tuple[
-    list[tuple[float, int, str]], Callable[[str], float], Callable[[str], bool], set[str]
-]:
+) -> tuple[list[tuple[float, int, str]], Callable[[str], float], Callable[[str], bool], set[str]]:
     """The abstract's sentences in answer order, the term weights they were ranked by, the
     test of whether a sentence gives the kind of thing asked, and the background sentences
     (before the paper's own work, for a question that does not ask why).
@@ -259,16 +263,55 @@ def _ranked_for(
     return sorted(by_share, key=order), idf, names_the_paper, background
 
 
+def _words(sentences: Sequence[str]) -> int:
+    return sum(len(concise(sentence).split()) for sentence in sentences)
+
+
+def _other_parts(
+    question: str,
+    chosen: list[str],
+    own_work: list[str],
+    idf: Callable[[str], float],
+    most: int,
+    part_words: int,
+) -> list[str]:
+    """`chosen` plus, for each further part of the question ("..., and which datasets ...?"),
+    the sentence of the paper's own work that covers most of that part's terms, when it
+    covers more of them than the chosen ones do and the answer stays within `part_words`."""
+    for part in _NEXT_PART.split(question)[1:]:
+        weights = {t: idf(t) for t in set(stems(part)) if idf(t) > 0}
+        if len(chosen) >= most or not weights:
+            continue
+
+        def share(sentence: str, weights: dict[str, float] = weights) -> float:
+            have = set(stems(sentence))
+            return sum(w for t, w in weights.items() if t in have) / sum(weights.values())
+
+        room = part_words - _words(chosen)
+        fits = [s for s in own_work if s not in chosen and len(concise(s).split()) <= room]
+        best = max(fits, key=share, default=None)  # the earliest of equal shares
+        if best is not None and share(best) > max(share(c) for c in chosen):
+            chosen = [*chosen, best]
+    return chosen
+
+
 def _key_sentences(
-    question: str, hit: Hit, lexical: LexicalIndex, said: set[str], most: int, fill_words: int = 0
+    question: str,
+    hit: Hit,
+    lexical: LexicalIndex,
+    said: set[str],
+    most: int,
+    fill_words: int = 0,
+    part_words: int = 0,
 ) -> list[str]:
     """Up to `most` sentences that answer, best first, none already said.
 
-    The first is the best in answer order (_ranked_for). Each further sentence must add a
-    question term of above-median weight that the chosen ones lack: a second ask of the
-    question, not more of the same, from the paper's own work: not the field's background,
-    a link or future work. Then, while the answer stays within `fill_words` words, the
-    next-best sentences of its own work fill the rest.
+    The first is the best in answer order (_ranked_for). Then each further part of the
+    question gets the sentence that answers it best (_other_parts), within `part_words`.
+    Each further sentence must add a question term of above-median weight that the chosen
+    ones lack: a second ask of the question, not more of the same, from the paper's own
+    work: not the field's background, a link or future work. Then, while the answer stays
+    within `fill_words` words, the next-best sentences of its own work fill the rest.
     """
     ranked, idf, names_the_paper, background = _ranked_for(question, hit, lexical)
     fresh = [s for _, _, s in ranked if s.strip() and " ".join(words(s)) not in said]
@@ -284,12 +327,13 @@ def _key_sentences(
     fresh = contribution + [s for s in fresh if s not in contribution]
     weights = {t: idf(t) for t in set(stems(question)) if idf(t) > 0}
     heavy = sorted(weights.values())[len(weights) // 2] if weights else 0.0
-    chosen = [fresh[0]]
-    covered = set(stems(fresh[0]))
+    own_work = [s for s in fresh if not _aside(s) and s not in background]
+    chosen = _other_parts(question, [fresh[0]], own_work, idf, most, part_words)
+    covered = set(stems(" ".join(chosen)))
     for sentence in fresh[1:]:
         if len(chosen) >= most:
             break
-        if _aside(sentence) or sentence in background:
+        if _aside(sentence) or sentence in background or sentence in chosen:
             continue
         terms = set(stems(sentence))
         if any(weights.get(t, 0.0) >= heavy > 0 for t in terms - covered):
@@ -297,14 +341,13 @@ def _key_sentences(
             covered |= terms
     # Filling adds what the paper did too: never background or an aside chosen only for the
     # room left.
-    own_work = [s for s in fresh if not _aside(s) and s not in background]
     return _filled(chosen, own_work, most, fill_words)
 
 
 def _filled(chosen: list[str], fresh: list[str], most: int, fill_words: int) -> list[str]:
     """Room left in a short answer goes to the next-best sentences: the question's other
     parts are often asked in words the abstract does not use."""
-    used = sum(len(concise(c).split()) for c in chosen)
+    used = _words(chosen)
     for sentence in fresh:
         length = len(concise(sentence).split())
         if len(chosen) < most and sentence not in chosen and used + length <= fill_words:
@@ -344,9 +387,9 @@ def extractive_answer(
         # of the paper's own work when it answers another part of the question ("Which papers
         # ..., and which datasets ...?").
         for n, hit in enumerate(chosen, start=1):
-            picked = _key_sentences(question, hit, lexical, said, 2) or _key_sentences(
-                question, hit, lexical, set(), 2
-            )
+            picked = _key_sentences(
+                question, hit, lexical, said, 2, part_words=settings.part_words
+            ) or _key_sentences(question, hit, lexical, set(), 2, part_words=settings.part_words)
             quoted = " ".join(concise(sentence) for sentence in picked)
             lines.append(f"- {short_title(hit.paper.title)}: {quoted} [{n}]")
             citations.append(citation_for(n, hit, picked[0], highlights=picked))
@@ -354,7 +397,13 @@ def extractive_answer(
     else:
         hit = chosen[0]
         picked = _key_sentences(
-            question, hit, lexical, said, settings.max_sentences, settings.fill_words
+            question,
+            hit,
+            lexical,
+            said,
+            settings.max_sentences,
+            settings.fill_words,
+            settings.part_words,
         )
         if not picked:
             text = ALREADY_SAID.format(title=hit.paper.title, n=1)

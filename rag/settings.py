@@ -187,7 +187,7 @@ class AnswerSettings(BaseSettings):
     max_question_chars: int = Field(
         default=MAX_QUESTION_CHARS, ge=10, description="Longest question accepted, in characters."
     )
-    # max_sentences and fill_words: fitted by scripts/fit_answer_length.py (docs/fit-answer.json).
+    # max_sentences, fill_words and part_words: fitted by scripts/fit_answer_length.py (docs/fit-answer.json).
     max_sentences: int = Field(
         default=3,
         ge=1,
@@ -202,6 +202,14 @@ class AnswerSettings(BaseSettings):
         le=1000,
         description="A one-paper extractive answer shorter than this many words adds its "
         "next-best sentences while it stays within it (0: never).",
+    )
+    part_words: int = Field(
+        default=80,
+        ge=0,
+        le=1000,
+        description='A question with several parts ("..., and which datasets ...?") gets the '
+        "sentence that best answers each further part while the answer stays within this "
+        "many words (0: never).",
     )
 
 

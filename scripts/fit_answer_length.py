@@ -1,4 +1,4 @@
-"""Fit the one-paper answer's shape (answer.max_sentences, answer.fill_words) across sets.
+"""Fit the answer's shape (answer.max_sentences, fill_words, part_words) across sets.
 
     .venv/bin/python scripts/fit_answer_length.py [--db DIR] [--out docs/fit-answer.json]
 
@@ -30,7 +30,11 @@ from rag.pipeline import Assistant  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 SETS = ("dev", "dev_hard", "fresh", "holdout")
-GRID = {"max_sentences": (2, 3), "fill_words": (45, 50, 55, 60, 65, 70)}
+GRID = {
+    "max_sentences": (2, 3),
+    "fill_words": (45, 50, 55, 60, 65, 70),
+    "part_words": (0, 60, 70, 80, 90, 100),
+}
 WORD_TARGET = 60
 
 
@@ -77,11 +81,10 @@ def main() -> int:
     settings = Settings(db_dir=args.db) if args.db else Settings()
     assistant = Assistant.open(settings)
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for most, fill in itertools.product(GRID["max_sentences"], GRID["fill_words"]):
-        assistant.settings.answer = settings.answer.model_copy(
-            update={"max_sentences": most, "fill_words": fill}
-        )
-        key = f"max_sentences={most} fill_words={fill}"
+    for values in itertools.product(*GRID.values()):
+        setting = dict(zip(GRID, values, strict=True))
+        assistant.settings.answer = settings.answer.model_copy(update=setting)
+        key = " ".join(f"{name}={value}" for name, value in setting.items())
         results[key] = {s: measure(assistant, root / f"evals/sets/{s}.jsonl") for s in SETS}
         print(key, results[key], file=sys.stderr)
     folds = {}

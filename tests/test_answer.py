@@ -46,6 +46,14 @@ ABSTRACTS = {
         "A negative correlation exists with hallucinations in their answers. "
         "We propose skipping layers to reduce inference cost."
     ),
+    "Chart Reader: Questions About Plots": (
+        "We present Chart Reader, which answers questions about scientific plots by reading "
+        "their axes and legends. Plots are common in scientific papers. Our model reads "
+        "every plot as an image. It learns from two million synthetic examples."
+    ),
+    "Training Data Notes": (
+        "Most vision models learn from web images. What a model learns from shapes its biases."
+    ),
     "Unrelated Graph Paper": (
         "We study graph neural networks for molecules. Message passing is improved. "
         "Results on QM9 are strong."
@@ -383,3 +391,28 @@ def test_support_weighs_how_far_the_best_chunk_stands_above_the_next() -> None:
     # Fitted weight (docs/evaluation.md): a lone outlier match is weaker support.
     assert settings.support_weights[4] < 0
     assert lone_match.probability(settings) < near_many.probability(settings)
+
+
+def test_each_further_part_of_a_question_gets_the_sentence_that_answers_it() -> None:
+    hits = make_hits(
+        {"Chart Reader: Questions About Plots": (5.0, 0.6), "Training Data Notes": (1.0, 0.1)}
+    )
+    question = "How does Chart Reader answer questions about plots, and what does it learn from?"
+    lexical = lexical_for(hits)
+
+    def answer(part_words: int) -> str:
+        settings = AnswerSettings(fill_words=0, part_words=part_words)
+        return extractive_answer(
+            question, question, hits, lexical, settings, RetrievalSettings(), 5
+        ).text
+
+    lead = (
+        "We present Chart Reader, which answers questions about scientific plots by reading "
+        "their axes and legends. [1]"
+    )
+    # The second part ("what does it learn from?") is answered by its own sentence, though
+    # its word is common in the corpus (not one of the question's heavier terms).
+    assert answer(80) == f"{lead} It learns from two million synthetic examples. [1]"
+    # Only within the words allowed for it; without the rule the lead stands alone.
+    assert answer(20) == lead
+    assert answer(0) == lead
