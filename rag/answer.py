@@ -22,16 +22,28 @@ ABSTAIN_TEXT = (
     "The indexed papers don't answer this question. Try rephrasing it, or add papers that cover it."
 )
 ALREADY_SAID = "The abstract of {title} says nothing more on this than the answer above [{n}]."
-# Questions that ask for several papers: "papers" anywhere, "works" as a noun, or a plural head noun
-# after the question word or an imperative ("Which methods ...", "What are some approaches
-# ...", "List models ...", "Are there several systems ..."); "which datasets" asks about one
-# paper.
-_PLURAL = re.compile(
+# Questions that ask for several papers: "papers" anywhere, "works" as a noun, "every paper",
+# or a plural head noun after the question word or an imperative ("Which methods ...", "What
+# are some approaches ...", "List models ...", "Are there several systems ..."); "which
+# datasets" asks about one paper.
+_SEVERAL_PAPERS = re.compile(
     r"\b(papers|studies|articles|publications)\b"
-    r"|\b(which|what|the|these|other|related|prior|existing|recent)\s+works\b"  # not "it works"
-    r"|^\s*(which|what|name|list|give|are there)\s+((are|were|some|the|two|three|several|"
+    r"|\b(every|all|each)\s+(paper|study|article|work)\b"
+    r"|\b(which|what|the|these|other|related|prior|existing|recent)\s+((two|three|four|several|"
+    r"multiple|some|other)\s+)?works\b",  # not "it works"
+    re.IGNORECASE,
+)
+_SEVERAL_THINGS = re.compile(
+    r"^\s*(which|what|name|list|give|are there)\s+((are|were|some|the|two|three|several|"
     r"multiple|any|other|all)\s+){0,2}(\w+\s+)?"
     r"(methods|approaches|models|frameworks|techniques|systems)\b",
+    re.IGNORECASE,
+)
+# "Which methods does it compare against?": the methods of the one paper the conversation is
+# about, not several papers.
+_ABOUT_ONE_PAPER = re.compile(
+    r"\b(does|did|do|is|was|has|can|could)\s+(it|this (paper|work|study|model|method)|"
+    r"the (paper|work|study))\b",
     re.IGNORECASE,
 )
 _MAX_PAPERS = 5
@@ -93,7 +105,10 @@ def _aside(sentence: str) -> bool:
 
 
 def asks_for_several(question: str) -> bool:
-    return bool(_PLURAL.search(question))
+    if _SEVERAL_PAPERS.search(question):
+        return True
+    first_part = _NEXT_PART.split(question)[0]
+    return bool(_SEVERAL_THINGS.search(question)) and not _ABOUT_ONE_PAPER.search(first_part)
 
 
 @dataclass

@@ -305,8 +305,13 @@ def test_questions_asking_for_several_papers_in_their_usual_phrasings() -> None:
         "List models that handle video and audio.",
         "Are there several systems that caption videos?",
         "What are related works on moment retrieval?",
+        "Which two works study person retrieval?",
+        "List every paper on state space models.",
     )
     one = (
+        # A follow-up's "it" is the one paper the conversation is about.
+        "Which methods does it compare against?",
+        "What models did this paper evaluate?",
         "Which model hands the language model one vision token per image?",
         "Which datasets does SeqDialN use?",
         "Is there a matting model that works on video rather than single images?",
