@@ -34,8 +34,15 @@ _ANAPHORA = re.compile(
 )
 
 
+# An elliptical follow-up names only what changes: "What about video?", "And on COCO?".
+_ELLIPSIS = re.compile(
+    r"^\W*((and|also|what about|how about|what else|anything else|how so)\b|why( not)?\W*$)",
+    re.IGNORECASE,
+)
+
+
 def needs_history(question: str, history: Sequence[Turn]) -> bool:
-    return bool(history) and bool(_ANAPHORA.search(question))
+    return bool(history) and bool(_ANAPHORA.search(question) or _ELLIPSIS.search(question))
 
 
 def contextualize(question: str, history: Sequence[Turn]) -> str:

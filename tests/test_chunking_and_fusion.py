@@ -167,6 +167,12 @@ def test_follow_up_carries_the_last_exchange() -> None:
     assert not needs_history("Which papers study video moment retrieval?", history)
     assert not needs_history("Which methods that adapt CLIP need no training?", history)
     assert needs_history("How big is the dataset that this paper built?", history)
+    # Elliptical follow-ups name only what changes.
+    assert needs_history("What about video?", history)
+    assert needs_history("And on COCO?", history)
+    assert needs_history("Why?", history)
+    assert not needs_history("Why do vision transformers need registers?", history)
+    assert not needs_history("Android apps for captioning?", history)
     assert contextualize("What loss does it use?", []) == "What loss does it use?"
 
 
