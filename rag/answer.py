@@ -15,7 +15,7 @@ from rag.citations import citation_for, evidence, ranked_sentences
 from rag.lexical import LexicalIndex
 from rag.missing import missing_names
 from rag.settings import AnswerSettings, RetrievalSettings
-from rag.text import name_key, name_keys, name_terms, stems, words
+from rag.text import name_key, name_keys, name_terms, stems, without_request, words
 from rag.types import Answer, Citation, Hit, Turn
 
 ABSTAIN_TEXT = (
@@ -222,6 +222,10 @@ _CONTRIBUTION = re.compile(
 )
 
 
+def _is_contribution(sentence: str) -> bool:
+    return bool(_CONTRIBUTION.search(sentence)) and not _URL.search(sentence)
+
+
 def _ranked_for(
     question: str, hit: Hit, lexical: LexicalIndex
 ) -> tuple[list[tuple[float, int, str]], Callable[[str], float], Callable[[str], bool], set[str]]:
@@ -255,6 +259,8 @@ def _ranked_for(
 
     def order(ranked: tuple[float, int, str]) -> tuple[bool, bool, float, int]:
         share, position, sentence = ranked
+        if about_paper:  # what the paper is first, then its own work in the abstract's order
+            return (position < own_start, _aside(sentence), -_is_contribution(sentence), position)
         bonus = ANSWER_TYPE_BONUS * (share > 0 and gives(sentence)) + (
             0.05 if sentence in matched else 0.0
         )
@@ -267,10 +273,12 @@ def _ranked_for(
     def idf(term: str) -> float:
         return 0.0 if term in own_stems else lexical.idf(term)
 
-    weigh = idf if set(stems(question)) - own_stems else lexical.idf
+    # "Tell me about X", "What is X?": no word but the paper's name, so the paper as a whole.
+    about_paper = not set(stems(question)) - own_stems
+    weigh = lexical.idf if about_paper else idf
     by_share = ranked_sentences(question, hit.paper, weigh)
     # A statement rather than a question ("a model that ...") asks for the text most like it.
-    asks_what = bool(_QUESTION.search(question)) and not _ASKS_WHY.search(question)
+    asks_what = about_paper or (bool(_QUESTION.search(question)) and not _ASKS_WHY.search(question))
     own = [position for _, position, sentence in by_share if _OWN_WORK.search(sentence)]
     own_start = min(own, default=0) if asks_what else 0
     background = {sentence for _, position, sentence in by_share if position < own_start}
@@ -397,6 +405,7 @@ def extractive_answer(
     said = _said(history)
     lines: list[str] = []
     citations: list[Citation] = []
+    question = without_request(question)  # its sentences answer what is asked, not "summarize"
     if len(chosen) > 1:
         # One line per paper: its title and the sentence that answers best, and a second one
         # of the paper's own work when it answers another part of the question ("Which papers

@@ -21,7 +21,7 @@ import numpy as np
 from rag.chunking import ChunkRef, chunk_texts
 from rag.index import PaperIndex
 from rag.settings import RetrievalSettings
-from rag.text import name_key, name_keys, name_terms
+from rag.text import name_key, name_keys, name_terms, without_request
 from rag.types import Hit, Turn
 
 # A question that leans on the conversation: a pronoun, or "this/that/the method" naming nothing.
@@ -46,7 +46,9 @@ def needs_history(question: str, history: Sequence[Turn]) -> bool:
 
 
 def contextualize(question: str, history: Sequence[Turn]) -> str:
-    """The retrieval query: a follow-up carries the last exchange, which names its subject."""
+    """The retrieval query: the question without its request framing; a follow-up carries the
+    last exchange, which names its subject."""
+    question = without_request(question)
     if not needs_history(question, history):
         return question
     recent = [t.content for t in history[-2:]]

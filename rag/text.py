@@ -40,7 +40,7 @@ def invalid_text_at(text: str) -> int | None:
 
 
 def describe_invalid(text: str, at: int) -> str:
-    """"the byte 0xff" for a byte Python escaped, "U+D800" for a JSON-made surrogate."""
+    """ "the byte 0xff" for a byte Python escaped, "U+D800" for a JSON-made surrogate."""
     code = ord(text[at])
     if 0xDC80 <= code <= 0xDCFF:
         return f"the byte 0x{code - 0xDC00:02x}, which is not valid UTF-8,"
@@ -160,3 +160,21 @@ def insisted_terms(text: str) -> list[str]:
                 if len(word) > 3 and word not in found:
                     found.append(word)
     return found
+
+
+# A request's framing ("Summarize ...", "Tell me about ...") says what to do with the paper,
+# not which paper: as query words they match the papers that happen to use them (a survey
+# "summarizes", a title says "tell").
+_REQUEST = re.compile(
+    r"^\W*(please\s+)?((can|could|would) you\s+)?(please\s+)?(briefly\s+)?"
+    r"(summari[sz]e|explain|describe|outline|tell me( more)? about|give me (an? )?"
+    r"(short |brief |quick )?(overview|summary|rundown|description) of)\s+",
+    re.IGNORECASE,
+)
+
+
+def without_request(question: str) -> str:
+    """The question without its request framing ("Summarize the Yi paper." -> "the Yi
+    paper."), or the question itself when nothing else is left."""
+    rest = _REQUEST.sub("", question, count=1)
+    return rest if rest.strip(" ?.!") else question

@@ -15,7 +15,7 @@ from rag.missing import contrasted_terms, missing_insisted, missing_names, paper
 from rag.papers import make_paper
 from rag.retrieve import dense_margin
 from rag.settings import AnswerSettings, RetrievalSettings
-from rag.text import insisted_terms, split_sentences
+from rag.text import insisted_terms, split_sentences, without_request
 from rag.types import Answer, Hit, Turn
 
 ABSTRACTS = {
@@ -47,9 +47,9 @@ ABSTRACTS = {
         "We propose skipping layers to reduce inference cost."
     ),
     "Chart Reader: Questions About Plots": (
+        "Plots are common in scientific papers. Our model reads every plot as an image. "
         "We present Chart Reader, which answers questions about scientific plots by reading "
-        "their axes and legends. Plots are common in scientific papers. Our model reads "
-        "every plot as an image. It learns from two million synthetic examples."
+        "their axes and legends. It learns from two million synthetic examples."
     ),
     "Training Data Notes": (
         "Most vision models learn from web images. What a model learns from shapes its biases."
@@ -421,3 +421,33 @@ def test_each_further_part_of_a_question_gets_the_sentence_that_answers_it() -> 
     # Only within the words allowed for it; without the rule the lead stands alone.
     assert answer(20) == lead
     assert answer(0) == lead
+
+
+def test_a_request_about_a_named_paper_is_answered_by_what_the_paper_is() -> None:
+    hits = make_hits(
+        {"Chart Reader: Questions About Plots": (5.0, 0.6), "Training Data Notes": (1.0, 0.1)}
+    )
+    for request in (
+        "Tell me about Chart Reader.",
+        "Summarize Chart Reader",
+        "What is Chart Reader?",
+    ):
+        answer = answer_to(request, hits)
+        # Its contribution first, then its own work in the abstract's order; the field's
+        # background ("Plots are common ...") is not what it is.
+        assert answer.text.startswith("We present Chart Reader, which answers questions"), request
+        assert "Plots are common" not in answer.text
+
+
+def test_request_framing_is_not_part_of_the_query() -> None:
+    assert without_request("Summarize the Yi paper.") == "the Yi paper."
+    assert without_request("Can you briefly explain TokenPacker?") == "TokenPacker?"
+    assert without_request("Give me an overview of Cambrian-1") == "Cambrian-1"
+    assert (
+        without_request("Describe how SeqDialN encodes rounds.") == "how SeqDialN encodes rounds."
+    )
+    # Nothing else left, or no framing: the question as it is.
+    assert without_request("Summarize.") == "Summarize."
+    assert without_request("Which model explains its answers?") == (
+        "Which model explains its answers?"
+    )

@@ -45,6 +45,10 @@ def test_regression_questions(bundled_db: Path, tmp_path: Path) -> None:
     # No paper covers these: refused, or answered with the asked names the abstract lacks.
     assert rows["r04"]["abstained"] or "Adam" in rows["r04"]["missing_terms"]
     assert rows["r05"]["abstained"] or {"Japanese", "Korean"} <= set(rows["r05"]["missing_terms"])
+    # A request for a summary opens with what the paper is; an elliptical follow-up stays
+    # with the paper of the conversation.
+    assert rows["r06"]["answer"].startswith("We introduce the Yi model family")
+    assert "AVC-LM" in rows["r07"]["answer"]
 
 
 def test_dev_set_targets(bundled_db: Path, tmp_path: Path) -> None:
