@@ -165,9 +165,12 @@ def choose_papers(
     first's (the papers that fit a question score together, well above the rest)."""
     if not hits:
         return []
+    top = list(hits[: min(limit, _MAX_PAPERS)])
+    named = _named_papers(top, names)
+    if len(named) > 1:  # "Compare TokenPacker and LLaVA-Mini": each paper it names
+        return named
     if not asks_for_several(question):
         return [hits[0]]
-    top = list(hits[: min(limit, _MAX_PAPERS)])
     share = several_shares([hit.score for hit in top])
     return [top[0]] + [
         hit
@@ -175,6 +178,23 @@ def choose_papers(
         if position >= settings.several_min_share
         and support(query, hit, lexical, names, dense_margin).answerable(settings)
     ]
+
+
+def _named_papers(hits: Sequence[Hit], names: Sequence[str]) -> list[Hit]:
+    """The hits whose own name ("TokenPacker" of "TokenPacker: Efficient ...") the question
+    uses, one per asked name, best first."""
+    asked = {name_key(name) for name in names}
+    found: list[Hit] = []
+    for hit in hits:
+        head, sep, _ = hit.paper.title.partition(":")
+        if not sep:
+            continue
+        # A name of several words ("Chart Reader") is asked word by word.
+        parts = {name_key(word) for word in head.split()}
+        if name_key(head) in asked or (len(parts) > 1 and parts <= asked):
+            found.append(hit)
+            asked -= parts | {name_key(head)}  # one paper per asked name
+    return found
 
 
 def several_shares(scores: Sequence[float]) -> list[float]:

@@ -13,7 +13,7 @@ from rag.citations import cited_claims
 from rag.lexical import LexicalIndex
 from rag.missing import contrasted_terms, missing_insisted, missing_names, paper_stems
 from rag.papers import make_paper
-from rag.retrieve import dense_margin
+from rag.retrieve import asked_names, dense_margin
 from rag.settings import AnswerSettings, RetrievalSettings
 from rag.text import insisted_terms, split_sentences, without_request
 from rag.types import Answer, Hit, Turn
@@ -451,3 +451,30 @@ def test_request_framing_is_not_part_of_the_query() -> None:
     assert without_request("Which model explains its answers?") == (
         "Which model explains its answers?"
     )
+
+
+def test_a_question_naming_two_papers_gets_a_line_for_each() -> None:
+    hits = make_hits(
+        {
+            "Packer: Compact Visual Tokens": (5.0, 0.6),
+            "Training Data Notes": (4.0, 0.5),
+            "Chart Reader: Questions About Plots": (3.0, 0.4),
+        }
+    )
+    question = "Compare Packer and Chart Reader."
+    answer = extractive_answer(
+        question,
+        question,
+        hits,
+        lexical_for(hits),
+        AnswerSettings(),
+        RetrievalSettings(),
+        5,
+        names=asked_names(question, []),
+    )
+    assert [c.title for c in answer.citations] == [
+        "Packer: Compact Visual Tokens",
+        "Chart Reader: Questions About Plots",
+    ]
+    lines = answer.text.splitlines()
+    assert lines[0].startswith("- Packer: ") and lines[1].startswith("- Chart Reader: ")
