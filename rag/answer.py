@@ -294,7 +294,7 @@ def _ranked_for(
         return 0.0 if term in own_stems else lexical.idf(term)
 
     # "Tell me about X", "What is X?": no word but the paper's name, so the paper as a whole.
-    about_paper = not set(stems(question)) - own_stems
+    about_paper = not set(stems(question)) - own_stems and not _ASKS_WHY.search(question)
     weigh = lexical.idf if about_paper else idf
     by_share = ranked_sentences(question, hit.paper, weigh)
     # A statement rather than a question ("a model that ...") asks for the text most like it.
