@@ -187,7 +187,8 @@ class AnswerSettings(BaseSettings):
     max_question_chars: int = Field(
         default=MAX_QUESTION_CHARS, ge=10, description="Longest question accepted, in characters."
     )
-    # max_sentences, fill_words and part_words: fitted by scripts/fit_answer_length.py (docs/fit-answer.json).
+    # max_sentences, fill_words and part_words: fitted by scripts/fit_answer_length.py
+    # (docs/fit-answer.json).
     max_sentences: int = Field(
         default=3,
         ge=1,
