@@ -29,22 +29,23 @@ ALREADY_SAID = "The abstract of {title} says nothing more on this than the answe
 _SEVERAL_PAPERS = re.compile(
     r"\b(papers|studies|articles|publications)\b"
     r"|\b(every|all|each)\s+(paper|study|article|work)\b"
+    r"|\b(what|which|find|any|some)\s+(research|work)\s+(has|have|on|about|into|in|exists?)\b"
     r"|\b(which|what|the|these|other|related|prior|existing|recent)\s+((two|three|four|several|"
     r"multiple|some|other)\s+)?works\b",  # not "it works"
     re.IGNORECASE,
 )
 _SEVERAL_THINGS = re.compile(
-    r"^\s*(which|what|name|list|give|are there)\s+((are|were|some|the|two|three|several|"
-    r"multiple|any|other|all)\s+){0,2}(\w+\s+)?"
-    r"(methods|approaches|models|frameworks|techniques|systems)\b",
+    r"^\s*(which|what|name|list|give|find|show me|are there)\s+((are|were|some|the|two|three|"
+    r"several|multiple|any|other|all)\s+){0,2}([\w-]+\s+)?"
+    r"(methods|approaches|models|frameworks|techniques|systems|architectures|benchmarks|"
+    r"datasets|LLMs|MLLMs|LVLMs|VLMs)\b",
     re.IGNORECASE,
 )
-# "Which methods does it compare against?": the methods of the one paper the conversation is
-# about, not several papers.
+# "Which methods does it compare against?", "Which datasets does SeqDialN use?": the methods
+# or datasets of one paper (the conversation's, or the one named), not several papers.
 _ABOUT_ONE_PAPER = re.compile(
-    r"\b(does|did|do|is|was|has|can|could)\s+(it|this (paper|work|study|model|method)|"
-    r"the (paper|work|study))\b",
-    re.IGNORECASE,
+    r"\b(does|did|do|is|was|has|can|could)\s+(it|(this|the) (paper|work|study|model|method|"
+    r"approach|framework|system|benchmark|dataset)|the authors|[A-Z][\w.-]*)(?![\w-])"
 )
 _MAX_PAPERS = 5
 # Where a question turns to another ask: ", and how ...", "and which datasets ...".

@@ -307,11 +307,18 @@ def test_questions_asking_for_several_papers_in_their_usual_phrasings() -> None:
         "What are related works on moment retrieval?",
         "Which two works study person retrieval?",
         "List every paper on state space models.",
+        "What work has been done on multilingual vision-language models?",
+        "Find research on text-video retrieval.",
+        "Which benchmarks evaluate video understanding?",
+        "Which vision-language models target medical images?",
+        "Which LLMs are evaluated on multilingual benchmarks?",
     )
     one = (
         # A follow-up's "it" is the one paper the conversation is about.
         "Which methods does it compare against?",
         "What models did this paper evaluate?",
+        "Which benchmarks does Yi report?",
+        "Which datasets does the model use?",
         "Which model hands the language model one vision token per image?",
         "Which datasets does SeqDialN use?",
         "Is there a matting model that works on video rather than single images?",
