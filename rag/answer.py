@@ -198,6 +198,22 @@ def _named_papers(hits: Sequence[Hit], names: Sequence[str]) -> list[Hit]:
     return found
 
 
+# "What datasets do they use?" after a list of papers: each paper of that list.
+_PLURAL_REFERENCE = re.compile(r"\b(they|them|their|these|those|each)\b", re.IGNORECASE)
+_LIST_LINE = re.compile(r"^- (.+?): ", re.MULTILINE)
+
+
+def _listed_before(question: str, history: Sequence[Turn], hits: Sequence[Hit]) -> list[Hit]:
+    """For a follow-up about "they" after a several-paper answer, the retrieved hits of the
+    papers that answer listed, in its order (none when fewer than two are found)."""
+    answers = [turn.content for turn in history if turn.role == "assistant"]
+    if not answers or not _PLURAL_REFERENCE.search(question):
+        return []
+    by_name = {short_title(hit.paper.title): hit for hit in reversed(hits)}
+    listed = [by_name[name] for name in _LIST_LINE.findall(answers[-1]) if name in by_name]
+    return listed if len(listed) > 1 else []
+
+
 def several_shares(scores: Sequence[float]) -> list[float]:
     """Where each score stands between the last (0) and the first (1)."""
     low, spread = scores[-1], (scores[0] - scores[-1]) or 1.0
@@ -420,7 +436,7 @@ def extractive_answer(
     top = support(query, hits[0], lexical, names, dense_margin) if hits else None
     if top is None or not top.answerable(retrieval_settings):
         return abstain()
-    chosen = choose_papers(
+    chosen = _listed_before(question, history, hits) or choose_papers(
         question, query, hits, lexical, retrieval_settings, names, k, dense_margin
     )
     said = _said(history)

@@ -485,3 +485,43 @@ def test_a_question_naming_two_papers_gets_a_line_for_each() -> None:
     ]
     lines = answer.text.splitlines()
     assert lines[0].startswith("- Packer: ") and lines[1].startswith("- Chart Reader: ")
+
+
+def test_a_follow_up_about_they_answers_for_each_paper_listed_before() -> None:
+    hits = make_hits(
+        {
+            "Moment Retrieval Two": (5.0, 0.7),
+            "Unrelated Graph Paper": (4.5, 0.6),
+            "Video Moment Finder": (4.0, 0.6),
+        }
+    )
+    history = [
+        Turn("user", "Which papers study video moment retrieval?"),
+        Turn(
+            "assistant",
+            "- Video Moment Finder: We study video moment retrieval from text queries. [1]\n"
+            "- Moment Retrieval Two: Video moment retrieval finds the clip described by a "
+            "query. [2]",
+        ),
+    ]
+    question = "Which datasets do they evaluate on?"
+    answer = extractive_answer(
+        question,
+        question,
+        hits,
+        lexical_for(hits),
+        AnswerSettings(),
+        RetrievalSettings(),
+        5,
+        history=history,
+    )
+    # The papers of the list, in its order, whatever the new ranking; nothing said is repeated.
+    assert [c.title for c in answer.citations] == ["Video Moment Finder", "Moment Retrieval Two"]
+    first, second = answer.text.splitlines()
+    assert (
+        first
+        == "- Video Moment Finder: It is evaluated on Charades-STA and ActivityNet Captions. [1]"
+    )
+    assert second.startswith("- Moment Retrieval Two: ")
+    assert "We study video moment retrieval" not in answer.text
+    assert "finds the clip described" not in answer.text
