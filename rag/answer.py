@@ -444,13 +444,14 @@ def extractive_answer(
     citations: list[Citation] = []
     question = without_request(question)  # its sentences answer what is asked, not "summarize"
     if len(chosen) > 1:
-        # One line per paper: its title and the sentence that answers best, and a second one
-        # of the paper's own work when it answers another part of the question ("Which papers
-        # ..., and which datasets ...?").
+        # One line per paper: its title and the sentence that answers best, and further ones
+        # of the paper's own work when they answer another part of the question ("Which papers
+        # ..., and which datasets ...?"), up to `line_sentences`.
         for n, hit in enumerate(chosen, start=1):
+            most = settings.line_sentences
             picked = _key_sentences(
-                question, hit, lexical, said, 2, part_words=settings.part_words
-            ) or _key_sentences(question, hit, lexical, set(), 2, part_words=settings.part_words)
+                question, hit, lexical, said, most, part_words=settings.part_words
+            ) or _key_sentences(question, hit, lexical, set(), most, part_words=settings.part_words)
             quoted = " ".join(concise(sentence) for sentence in picked)
             lines.append(f"- {short_title(hit.paper.title)}: {quoted} [{n}]")
             citations.append(citation_for(n, hit, picked[0], highlights=picked))

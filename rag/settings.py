@@ -187,8 +187,8 @@ class AnswerSettings(BaseSettings):
     max_question_chars: int = Field(
         default=MAX_QUESTION_CHARS, ge=10, description="Longest question accepted, in characters."
     )
-    # max_sentences, fill_words and part_words: fitted by scripts/fit_answer_length.py
-    # (docs/fit-answer.json).
+    # max_sentences, fill_words, line_sentences and part_words: fitted by
+    # scripts/fit_answer_length.py (docs/fit-answer.json).
     max_sentences: int = Field(
         default=3,
         ge=1,
@@ -203,6 +203,13 @@ class AnswerSettings(BaseSettings):
         le=1000,
         description="A one-paper extractive answer shorter than this many words adds its "
         "next-best sentences while it stays within it (0: never).",
+    )
+    line_sentences: int = Field(
+        default=3,
+        ge=1,
+        le=12,
+        description="Most abstract sentences on each paper's line of a several-paper answer "
+        "(a sentence beyond the first must answer another part of the question).",
     )
     part_words: int = Field(
         default=80,

@@ -1,4 +1,4 @@
-"""Fit the answer's shape (answer.max_sentences, fill_words, part_words) across sets.
+"""Fit the answer's shape (answer.max_sentences, fill_words, part_words, line_sentences).
 
     .venv/bin/python scripts/fit_answer_length.py [--db DIR] [--out docs/fit-answer.json]
 
@@ -34,6 +34,7 @@ GRID = {
     "max_sentences": (2, 3),
     "fill_words": (45, 50, 55, 60, 65, 70),
     "part_words": (0, 60, 70, 80, 90, 100),
+    "line_sentences": (2, 3),
 }
 WORD_TARGET = 60
 

@@ -294,6 +294,12 @@ def test_a_paper_line_answers_a_second_part_from_the_papers_own_work() -> None:
     # The field's background ("... finds the clip described by a query") has the question's
     # rarest word, but a paper's line says what the paper did.
     assert second == "- Moment Retrieval Two: Experiments on TACoS show gains. [2]"
+    # `line_sentences` caps each line: with one, the second part goes unanswered.
+    one = AnswerSettings(line_sentences=1)
+    short = extractive_answer(
+        question, question, hits, lexical_for(hits), one, RetrievalSettings(), 5
+    ).text.splitlines()[0]
+    assert short == "- Video Moment Finder: We study video moment retrieval from text queries. [1]"
 
 
 def test_questions_asking_for_several_papers_in_their_usual_phrasings() -> None:
