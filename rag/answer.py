@@ -260,6 +260,7 @@ _CONTRIBUTION = re.compile(
 
 
 def _is_contribution(sentence: str) -> bool:
+    """A "we propose ..." sentence that is not a link (as in `gives` below)."""
     return bool(_CONTRIBUTION.search(sentence)) and not _URL.search(sentence)
 
 

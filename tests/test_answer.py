@@ -1,3 +1,5 @@
+from collections.abc import Sequence
+
 import pytest
 
 from rag.answer import (
@@ -61,10 +63,24 @@ ABSTRACTS = {
 }
 
 
-def answer_to(question: str, hits: list[Hit]) -> Answer:
-    """The extractive answer with default settings, the question as its own query."""
+def answer_to(
+    question: str,
+    hits: list[Hit],
+    settings: AnswerSettings | None = None,
+    history: Sequence[Turn] = (),
+    names: Sequence[str] = (),
+) -> Answer:
+    """The extractive answer (default settings unless given), the question as its own query."""
     return extractive_answer(
-        question, question, hits, lexical_for(hits), AnswerSettings(), RetrievalSettings(), 5
+        question,
+        question,
+        hits,
+        lexical_for(hits),
+        settings or AnswerSettings(),
+        RetrievalSettings(),
+        5,
+        names=names,
+        history=history,
     )
 
 
@@ -262,15 +278,7 @@ def test_the_papers_own_name_does_not_choose_the_sentence() -> None:
         {"Packer: Compact Visual Tokens": (5.0, 0.6), "Unrelated Graph Paper": (1.0, 0.1)}
     )
     question = "What is the latency of Packer?"
-    answer = extractive_answer(
-        question,
-        question,
-        hits,
-        lexical_for(hits),
-        AnswerSettings(fill_words=0),
-        RetrievalSettings(),
-        5,
-    )
+    answer = answer_to(question, hits, AnswerSettings(fill_words=0))
     assert answer.text == "Packing them halves the latency. [1]"
 
 
@@ -296,9 +304,7 @@ def test_a_paper_line_answers_a_second_part_from_the_papers_own_work() -> None:
     assert second == "- Moment Retrieval Two: Experiments on TACoS show gains. [2]"
     # `line_sentences` caps each line: with one, the second part goes unanswered.
     one = AnswerSettings(line_sentences=1)
-    short = extractive_answer(
-        question, question, hits, lexical_for(hits), one, RetrievalSettings(), 5
-    ).text.splitlines()[0]
+    short = answer_to(question, hits, one).text.splitlines()[0]
     assert short == "- Video Moment Finder: We study video moment retrieval from text queries. [1]"
 
 
@@ -394,9 +400,7 @@ def test_a_short_answer_fills_its_room_with_the_next_best_sentence() -> None:
         "tokens. [1]"
     )
     tight = AnswerSettings(fill_words=8)
-    answer = extractive_answer(
-        question, question, hits, lexical_for(hits), tight, RetrievalSettings(), 5
-    )
+    answer = answer_to(question, hits, tight)
     assert answer.text == "Packing them halves the latency. [1]"
 
 
@@ -416,13 +420,9 @@ def test_each_further_part_of_a_question_gets_the_sentence_that_answers_it() -> 
         {"Chart Reader: Questions About Plots": (5.0, 0.6), "Training Data Notes": (1.0, 0.1)}
     )
     question = "How does Chart Reader answer questions about plots, and what does it learn from?"
-    lexical = lexical_for(hits)
 
     def answer(part_words: int) -> str:
-        settings = AnswerSettings(fill_words=0, part_words=part_words)
-        return extractive_answer(
-            question, question, hits, lexical, settings, RetrievalSettings(), 5
-        ).text
+        return answer_to(question, hits, AnswerSettings(fill_words=0, part_words=part_words)).text
 
     lead = (
         "We present Chart Reader, which answers questions about scientific plots by reading "
@@ -475,16 +475,7 @@ def test_a_question_naming_two_papers_gets_a_line_for_each() -> None:
         }
     )
     question = "Compare Packer and Chart Reader."
-    answer = extractive_answer(
-        question,
-        question,
-        hits,
-        lexical_for(hits),
-        AnswerSettings(),
-        RetrievalSettings(),
-        5,
-        names=asked_names(question, []),
-    )
+    answer = answer_to(question, hits, names=asked_names(question, []))
     assert [c.title for c in answer.citations] == [
         "Packer: Compact Visual Tokens",
         "Chart Reader: Questions About Plots",
@@ -511,16 +502,7 @@ def test_a_follow_up_about_they_answers_for_each_paper_listed_before() -> None:
         ),
     ]
     question = "Which datasets do they evaluate on?"
-    answer = extractive_answer(
-        question,
-        question,
-        hits,
-        lexical_for(hits),
-        AnswerSettings(),
-        RetrievalSettings(),
-        5,
-        history=history,
-    )
+    answer = answer_to(question, hits, history=history)
     # The papers of the list, in its order, whatever the new ranking; nothing said is repeated.
     assert [c.title for c in answer.citations] == ["Video Moment Finder", "Moment Retrieval Two"]
     first, second = answer.text.splitlines()
