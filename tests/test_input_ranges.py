@@ -66,13 +66,27 @@ def test_other_numeric_flags_are_checked_the_same_way(
     assert says in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("PAPERCHAT_RETRIEVAL_K", "50", "Input should be less than or equal to 20"),
+        ("PAPERCHAT_ANSWER_PART_WORDS", "-3", "Input should be greater than or equal to 0"),
+        ("PAPERCHAT_ANSWER_LINE_SENTENCES", "0", "Input should be greater than or equal to 1"),
+    ],
+)
 def test_out_of_range_environment_setting_is_a_message(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    name: str,
+    value: str,
+    says: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setenv("PAPERCHAT_RETRIEVAL_K", "50")
+    monkeypatch.setenv(name, value)
     assert main(["ask", "What is SeqDialN?", "--db", str(tmp_path / "db")]) == 2
     err = capsys.readouterr().err
-    assert "PAPERCHAT_RETRIEVAL_K: Input should be less than or equal to 20" in err
+    assert f"{name}: {says}" in err
+    assert not (tmp_path / "db").exists()  # nothing was created or touched
 
 
 @pytest.mark.parametrize("k", [0, -1, 21, 100000, 2.5, "5", True])
