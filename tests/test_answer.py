@@ -199,7 +199,7 @@ def test_missing_names_are_those_the_abstract_never_mentions() -> None:
 
 def test_abstains_when_both_signals_are_weak() -> None:
     hits = make_hits({"Unrelated Graph Paper": (1.0, 0.2)})
-    question = "Which paper estimates optical flow between frames?"
+    question = "Which paper predicts rainfall from radar echoes?"
     lexical = lexical_for(hits)
     signal = support(question, hits[0], lexical)
     assert signal.probability(RetrievalSettings()) < 0.5

@@ -154,7 +154,7 @@ def test_name_terms_are_what_a_question_insists_on() -> None:
         "VisDial",
         "v1.0",
     ]
-    assert name_terms("Which paper estimates optical flow between frames?") == []
+    assert name_terms("Which paper predicts rainfall from radar echoes?") == []
 
 
 def test_follow_up_carries_the_last_exchange() -> None:
