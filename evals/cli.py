@@ -90,6 +90,14 @@ def add_eval_parser(
         "DATA_DIR/distractors-N and reused, then run the set on that copy",
     )
     parser.add_argument(
+        "--distractors-from",
+        type=Path,
+        metavar="FILE",
+        help="build the --distractors papers from this corpus file's papers (any format "
+        "`paperchat ingest` reads) instead of the bundled ones: text of another field, none "
+        "of it a gold paper's; its copy is kept apart from the bundled-sentence one",
+    )
+    parser.add_argument(
         "--fail-under",
         action="append",
         default=[],
@@ -191,26 +199,42 @@ def summary_table(report: dict[str, Any], wide: bool = False) -> str:
     return "\n".join(rows) if wide else "\n".join([*rows, "", SHORT_LEGEND])
 
 
-def with_distractors(settings: Any, n: int) -> Any:
-    """Settings for a copy of the local index with `n` synthetic papers added (made once)."""
+def with_distractors(settings: Any, n: int, source: Path | None = None) -> Any:
+    """Settings for a copy of the local index with `n` synthetic papers added (made once),
+    built from `source`'s papers (a corpus file) or the bundled ones."""
+    import hashlib
     import shutil
 
-    from evals.synthetic import distractor_papers
+    from evals.synthetic import distractor_papers, sentence_pool
     from rag.pipeline import Assistant
     from rag.progress import progress_bar
 
+    name = f"distractors-{n}"
+    pool = None
+    if source is not None:
+        if not source.is_file():
+            raise InputError(f"--distractors-from {source}: no such file.")
+        pool = sentence_pool([source])
+        if len(pool) < 3:
+            raise InputError(
+                f"--distractors-from {source}: {len(pool)} papers; a distractor mixes the "
+                "sentences of several, so give a corpus of at least three."
+            )
+        # One copy per source file and content: another file never reuses this one's papers.
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:10]
+        name += f"-{source.stem}-{digest}"
     if settings.chroma_url:
         raise InputError("--distractors copies a local index; it cannot copy a Chroma server's.")
-    source = settings.resolved_db_dir
-    if not (source / "chroma.sqlite3").exists():
-        raise InputError(f"No index at {source}: run `paperchat ingest` first.")
-    copy = settings.data_dir / f"distractors-{n}"
+    index = settings.resolved_db_dir
+    if not (index / "chroma.sqlite3").exists():
+        raise InputError(f"No index at {index}: run `paperchat ingest` first.")
+    copy = settings.data_dir / name
     if not (copy / "chroma.sqlite3").exists():
         shutil.rmtree(copy, ignore_errors=True)
-        shutil.copytree(source, copy, ignore=shutil.ignore_patterns(".ingest.lock"))
+        shutil.copytree(index, copy, ignore=shutil.ignore_patterns(".ingest.lock"))
     settings = settings.model_copy(update={"db_dir": copy})
     corpus = copy / "distractors.jsonl"
-    records = distractor_papers(n)
+    records = distractor_papers(n, pool=pool)
     corpus.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     print(f"Adding {n} distractor papers to {copy} (once; later runs reuse them)", file=sys.stderr)
     update, close = progress_bar("Distractors")
@@ -239,8 +263,10 @@ def run_eval_command(args: argparse.Namespace, settings: Any) -> int:
     out = Path(args.out) if args.out else settings.data_dir / "evals" / f"{eval_set.name}-{stamp}"
     if args.distractors < 0 or args.distractors > 1_000_000:
         raise InputError(f"--distractors {args.distractors}: use 0 to 1000000 papers.")
+    if args.distractors_from and not args.distractors:
+        raise InputError("--distractors-from FILE needs --distractors N: how many papers to add.")
     if args.distractors:
-        settings = with_distractors(settings, args.distractors)
+        settings = with_distractors(settings, args.distractors, args.distractors_from)
     assistant = Assistant.open(settings)
     configs = ["default", *compare]
     # Said at once: the first bar moves only after the first answer, which loads the model.

@@ -9,7 +9,10 @@ Two generators, for two questions:
 - `distractor_papers`: papers that copy no bundled paper. Each abstract takes every sentence
   from a different random bundled paper and each title mixes words of several titles, so a
   distractor may share a sentence or a name with a gold paper (as real neighbours do) but
-  never its whole content.
+  never its whole content. Built from another corpus's papers instead (`paperchat eval
+  --distractors-from FILE`), they add text of another field, none of it a gold paper's:
+  what a larger, mixed corpus does to the corpus-wide statistics (BM25's idf and
+  confidence).
 
 `write_corpus` writes the benchmark's corpus of N papers as JSON Lines, as `paperchat ingest`
 reads it.
@@ -28,8 +31,10 @@ from rag.text import split_sentences
 SEED = 20240611
 
 
-def _bundled() -> list[tuple[str, list[str]]]:
-    base, _ = load_corpus(None, Settings.model_construct().corpus.search_url_template)
+def sentence_pool(paths: list[Path] | None = None) -> list[tuple[str, list[str]]]:
+    """(title, abstract sentences) of each paper in `paths` (any corpus file `paperchat
+    ingest` reads), or of the bundled papers."""
+    base, _ = load_corpus(paths, Settings.model_construct().corpus.search_url_template)
     return [(p.title, split_sentences(p.abstract) or [p.abstract]) for p in base]
 
 
@@ -61,9 +66,14 @@ def write_corpus(path: Path, n: int) -> Path:
     return path
 
 
-def distractor_papers(n: int, seed: int = SEED + 1) -> list[dict[str, str]]:
-    """N papers copying no bundled paper (see the module docstring); titles are unique."""
-    pool = _bundled()
+def distractor_papers(
+    n: int, seed: int = SEED + 1, pool: list[tuple[str, list[str]]] | None = None
+) -> list[dict[str, str]]:
+    """N papers copying no paper of `pool` (`sentence_pool()`, the bundled papers by default;
+    see the module docstring); titles are unique."""
+    pool = pool or sentence_pool()
+    if len(pool) < 3:
+        raise ValueError("distractors mix at least three papers; the pool has fewer")
     rng = random.Random(seed)
     out = []
     for i in range(n):

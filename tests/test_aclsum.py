@@ -41,3 +41,33 @@ def test_distractors_copy_no_bundled_paper() -> None:
         # Bundled sentences, each from a different paper: no paper is copied. (A sentence
         # without a final full stop can merge with the next when split again.)
         assert len(donors) >= len(sentences) / 2 and len(set(donors)) == len(donors)
+
+
+def test_distractors_from_another_corpus_use_only_its_sentences(tmp_path: Path) -> None:
+    from evals.synthetic import distractor_papers, sentence_pool
+    from rag.text import split_sentences
+
+    corpus = tmp_path / "other.jsonl"
+    corpus.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "title": f"Other Field Paper {i}",
+                    "abstract": " ".join(f"Finding {j} of study {i} holds." for j in range(4)),
+                }
+            )
+            + "\n"
+            for i in range(6)
+        )
+    )
+    pool = sentence_pool([corpus])
+    theirs = {s for _, sentences in pool for s in sentences}
+    bundled, _ = load_corpus(None, "{query}")
+    ours = {s for p in bundled for s in split_sentences(p.abstract)}
+    papers = distractor_papers(40, pool=pool)
+    assert len({p["title"] for p in papers}) == 40
+    for paper in papers:
+        sentences = split_sentences(paper["abstract"])
+        assert sentences and set(sentences) <= theirs and not set(sentences) & ours
+        # Every sentence from a different paper of the pool: none is copied.
+        assert len({s.split(" of study ")[1] for s in sentences}) == len(sentences)

@@ -318,3 +318,40 @@ def test_llm_mode_uses_the_configured_endpoint(bundled_db: Path, embeddings: Any
     assert not any("ranking_mismatch" in q for q in report["questions"])
     bm25 = [q for q in report["questions"] if q["config"] == "bm25"]
     assert all("first source answers" not in q["answer"] for q in bm25)
+
+
+def _one_question_set(tmp_path: Path) -> Path:
+    path = tmp_path / "one.jsonl"
+    path.write_text('{"id": "q1", "type": "keyword", "question": "What is ZIM?"}\n')
+    return path
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--distractors-from", "{corpus}"], "--distractors-from FILE needs --distractors N"),
+        (["--distractors", "5", "--distractors-from", "{missing}"], "no such file"),
+        (["--distractors", "5", "--distractors-from", "{two}"], "2 papers; a distractor mixes"),
+    ],
+)
+def test_distractors_from_a_bad_source_stops_before_anything_is_copied(
+    extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    two = tmp_path / "two.jsonl"
+    two.write_text(
+        "".join(
+            json.dumps({"title": f"Paper {i}", "abstract": f"Sentence {i} one. Sentence {i} two."})
+            + "\n"
+            for i in range(2)
+        )
+    )
+    names = {"{corpus}": str(two), "{missing}": str(tmp_path / "nope.jsonl"), "{two}": str(two)}
+    argv = [names.get(arg, arg) for arg in extra]
+    data = tmp_path / "data"
+    questions = _one_question_set(tmp_path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PAPERCHAT_DATA_DIR", str(data))
+        status = main(["eval", str(questions), "--db", str(tmp_path / "db"), *argv])
+    assert status == 2
+    assert message in capsys.readouterr().err
+    assert not data.exists() or not list(data.glob("distractors-*"))
