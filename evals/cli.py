@@ -93,9 +93,9 @@ def add_eval_parser(
         "--distractors-from",
         type=Path,
         metavar="FILE",
-        help="build the --distractors papers from this corpus file's papers (any format "
-        "`paperchat ingest` reads) instead of the bundled ones: text of another field, none "
-        "of it a gold paper's; its copy is kept apart from the bundled-sentence one",
+        help="build the --distractors papers from the sentences of this corpus file's papers "
+        "(any format `paperchat ingest` reads, e.g. another field's) instead of the bundled "
+        "ones, in a copy of the index of their own",
     )
     parser.add_argument(
         "--fail-under",
