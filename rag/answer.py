@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from rag.citations import citation_for, evidence, ranked_sentences
 from rag.lexical import LexicalIndex
 from rag.missing import missing_names
+from rag.record import record_answer, record_fields
 from rag.settings import AnswerSettings, RetrievalSettings
 from rag.text import name_key, name_keys, name_terms, stems, without_request, words
 from rag.types import Answer, Citation, Hit, Turn
@@ -444,6 +445,11 @@ def extractive_answer(
     lines: list[str] = []
     citations: list[Citation] = []
     question = without_request(question)  # its sentences answer what is asked, not "summarize"
+    fields = record_fields(question)
+    if fields:  # "Who wrote it?": the record answers, not the abstract's sentences
+        text = " ".join(record_answer(fields, hit.paper, n) for n, hit in enumerate(chosen, 1))
+        citations = [citation_for(n, hit, hit.paper.title) for n, hit in enumerate(chosen, 1)]
+        return Answer(text, citations, retrieved, abstained=False, mode="extractive", query=query)
     if len(chosen) > 1:
         # One line per paper: its title and the sentence that answers best, and further ones
         # of the paper's own work when they answer another part of the question ("Which papers

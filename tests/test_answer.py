@@ -15,6 +15,7 @@ from rag.citations import cited_claims
 from rag.lexical import LexicalIndex
 from rag.missing import contrasted_terms, missing_insisted, missing_names, paper_stems
 from rag.papers import make_paper
+from rag.record import record_fields
 from rag.retrieve import asked_names, dense_margin
 from rag.settings import AnswerSettings, RetrievalSettings
 from rag.text import insisted_terms, split_sentences, without_request
@@ -513,3 +514,45 @@ def test_a_follow_up_about_they_answers_for_each_paper_listed_before() -> None:
     assert second.startswith("- Moment Retrieval Two: ")
     assert "We study video moment retrieval" not in answer.text
     assert "finds the clip described" not in answer.text
+
+
+@pytest.mark.parametrize(
+    ("question", "fields"),
+    [
+        ("Who wrote it?", ["authors"]),
+        ("Who are the authors of the first one?", ["authors"]),
+        ("List its authors", ["authors"]),
+        ("When was Video Moment Finder published?", ["date"]),
+        ("What year did it come out?", ["date"]),
+        ("Which conference was it published at?", ["venue"]),
+        ("What do the authors propose?", []),
+        ("Who proposed the moment finder?", []),
+        ("When searching clips with a written query, which model works?", []),
+    ],
+)
+def test_questions_about_the_record_are_told_from_questions_about_the_content(
+    question: str, fields: list[str]
+) -> None:
+    assert record_fields(question) == fields
+
+
+def _with_record(hit: Hit, **fields: object) -> Hit:
+    paper = make_paper(
+        hit.paper.title, hit.paper.abstract, source="t", search_url_template="{query}", **fields
+    )
+    return Hit(paper=paper, score=hit.score, dense=hit.dense, evidence=[])
+
+
+def test_who_wrote_it_is_answered_from_the_record_not_the_abstract() -> None:
+    hits = make_hits({"Video Moment Finder": (5.0, 0.7), "Moment Retrieval Two": (4.0, 0.6)})
+    history = [Turn("user", "Which model finds video moments?"), Turn("assistant", "...")]
+    recorded = [_with_record(hits[0], authors=["Ada Lovelace", "Alan Turing"], year="2024")]
+    answer = answer_to("Who wrote it?", recorded + hits[1:], history=history)
+    assert answer.text == "Video Moment Finder is by Ada Lovelace, Alan Turing [1]."
+    assert [c.title for c in answer.citations] == ["Video Moment Finder"]
+    dated = answer_to("When was it published?", recorded + hits[1:], history=history)
+    assert dated.text == "Video Moment Finder is dated 2024 [1]."
+    # A record without the field says so instead of quoting the abstract.
+    bare = answer_to("Who wrote it?", hits, history=history)
+    assert bare.text.startswith("The index has no author list for Video Moment Finder")
+    assert not any(s in bare.text for s in split_sentences(hits[0].paper.abstract))
