@@ -435,8 +435,16 @@ def extractive_answer(
     def abstain() -> Answer:
         return Answer(ABSTAIN_TEXT, [], retrieved, abstained=True, mode="extractive", query=query)
 
+    fields = record_fields(without_request(question))
     top = support(query, hits[0], lexical, names, dense_margin) if hits else None
-    if top is None or not top.answerable(retrieval_settings):
+    if top is None:
+        return abstain()
+    if fields and names:
+        # "When was TokenPacker published?" asks the record of the paper it names: finding
+        # that paper is the support, whatever of the question's other words it lacks.
+        if missing_names(names, hits[0].paper):
+            return abstain()
+    elif not top.answerable(retrieval_settings):
         return abstain()
     chosen = _listed_before(question, history, hits) or choose_papers(
         question, query, hits, lexical, retrieval_settings, names, k, dense_margin
@@ -445,7 +453,6 @@ def extractive_answer(
     lines: list[str] = []
     citations: list[Citation] = []
     question = without_request(question)  # its sentences answer what is asked, not "summarize"
-    fields = record_fields(question)
     if fields:  # "Who wrote it?": the record answers, not the abstract's sentences
         text = " ".join(record_answer(fields, hit.paper, n) for n, hit in enumerate(chosen, 1))
         citations = [citation_for(n, hit, hit.paper.title) for n, hit in enumerate(chosen, 1)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from rag.metadata import display_name
 from rag.types import Paper
 
 # "Who wrote it?", "Who are the authors of X?", "List its authors". Not "What do the authors
@@ -34,6 +35,12 @@ _VENUE = re.compile(
 )
 
 
+def _every_author(authors: tuple[str, ...]) -> str:
+    """`A`, `A and B`, `A, B and C`: each name as it is written ("Lin, Xiaohan" -> "Xiaohan Lin")."""
+    names = [display_name(a) for a in authors if a.strip()]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def record_fields(question: str) -> list[str]:
     """The record fields a question asks for: any of "authors", "date", "venue"."""
     asked = [("authors", _AUTHORS), ("date", _DATE), ("venue", _VENUE)]
@@ -46,7 +53,7 @@ def record_answer(fields: list[str], paper: Paper, n: int = 1) -> str:
     lines = []
     if "authors" in fields:
         lines.append(
-            f"{title} is by {', '.join(paper.authors)} [{n}]."
+            f"{title} is by {_every_author(paper.authors)} [{n}]."
             if paper.authors
             else f"The index has no author list for {title}: its record gives only the title "
             f"and abstract [{n}]."

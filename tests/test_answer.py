@@ -548,7 +548,7 @@ def test_who_wrote_it_is_answered_from_the_record_not_the_abstract() -> None:
     history = [Turn("user", "Which model finds video moments?"), Turn("assistant", "...")]
     recorded = [_with_record(hits[0], authors=["Ada Lovelace", "Alan Turing"], year="2024")]
     answer = answer_to("Who wrote it?", recorded + hits[1:], history=history)
-    assert answer.text == "Video Moment Finder is by Ada Lovelace, Alan Turing [1]."
+    assert answer.text == "Video Moment Finder is by Ada Lovelace and Alan Turing [1]."
     assert [c.title for c in answer.citations] == ["Video Moment Finder"]
     dated = answer_to("When was it published?", recorded + hits[1:], history=history)
     assert dated.text == "Video Moment Finder is dated 2024 [1]."
@@ -556,3 +556,13 @@ def test_who_wrote_it_is_answered_from_the_record_not_the_abstract() -> None:
     bare = answer_to("Who wrote it?", hits, history=history)
     assert bare.text.startswith("The index has no author list for Video Moment Finder")
     assert not any(s in bare.text for s in split_sentences(hits[0].paper.abstract))
+
+
+def test_a_record_question_naming_a_paper_is_answered_only_when_that_paper_is_found() -> None:
+    hits = make_hits({"Video Moment Finder": (5.0, 0.7), "Moment Retrieval Two": (4.0, 0.6)})
+    recorded = [_with_record(hits[0], year="2023"), hits[1]]
+    question = "When was Video Moment Finder published?"
+    answer = answer_to(question, recorded, names=asked_names(question, []))
+    assert answer.text == "Video Moment Finder is dated 2023 [1]."
+    other = "Who wrote Photosynthesis in Cacti?"
+    assert answer_to(other, recorded, names=asked_names(other, [])).abstained
