@@ -1,7 +1,8 @@
 """The extractive answerer: short answers made of abstract sentences, each with its marker.
 
-It never writes text that is not in an abstract or a title; the only fixed text is the
-abstention and the note that a follow-up's answer was already given.
+It never writes text that is not in an abstract, a title or a paper's record; the only fixed
+text is the abstention, the note that a follow-up's answer was already given, and the
+sentences that give a record's field or say it is missing (rag.record).
 """
 
 from __future__ import annotations

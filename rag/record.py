@@ -36,9 +36,10 @@ _VENUE = re.compile(
 
 
 def _every_author(authors: tuple[str, ...]) -> str:
-    """`A`, `A and B`, `A, B and C`: each name as it is written ("Lin, Xiaohan" -> "Xiaohan Lin")."""
+    """`A`, `A and B`, `A, B and C`: each name as it is written ("Lin, Xiaohan" -> "Xiaohan
+    Lin"); '' when there is none."""
     names = [display_name(a) for a in authors if a.strip()]
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 def record_fields(question: str) -> list[str]:
@@ -52,11 +53,11 @@ def record_answer(fields: list[str], paper: Paper, n: int = 1) -> str:
     title = paper.title
     lines = []
     if "authors" in fields:
+        authors = _every_author(paper.authors)
         lines.append(
-            f"{title} is by {_every_author(paper.authors)} [{n}]."
-            if paper.authors
-            else f"The index has no author list for {title}: its record gives only the title "
-            f"and abstract [{n}]."
+            f"{title} is by {authors} [{n}]."
+            if authors
+            else f"The index has no author list for {title} [{n}]."
         )
     if "date" in fields:
         when = paper.date or paper.year

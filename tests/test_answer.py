@@ -566,3 +566,12 @@ def test_a_record_question_naming_a_paper_is_answered_only_when_that_paper_is_fo
     assert answer.text == "Video Moment Finder is dated 2023 [1]."
     other = "Who wrote Photosynthesis in Cacti?"
     assert answer_to(other, recorded, names=asked_names(other, [])).abstained
+
+
+def test_a_record_with_blank_author_names_has_no_author_list() -> None:
+    hits = make_hits({"Video Moment Finder": (5.0, 0.7)})
+    history = [Turn("user", "Which model finds video moments?"), Turn("assistant", "...")]
+    blank = [_with_record(hits[0], authors=[" "])]
+    assert answer_to("Who wrote it?", blank, history=history).text == (
+        "The index has no author list for Video Moment Finder [1]."
+    )
