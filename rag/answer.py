@@ -200,19 +200,34 @@ def _named_papers(hits: Sequence[Hit], names: Sequence[str]) -> list[Hit]:
     return found
 
 
-# "What datasets do they use?" after a list of papers: each paper of that list.
+# "What datasets do they use?" after a list of papers: each paper of that list. "What does the
+# second one use?", "and the latter?": the paper at that place in the list.
 _PLURAL_REFERENCE = re.compile(r"\b(they|them|their|these|those|each)\b", re.IGNORECASE)
+_PLACE_REFERENCE = re.compile(
+    r"\bthe\s+(latter|former)\b|\b(?:the|that|this)\s+(first|second|third|fourth|fifth|last)\s+"
+    r"(?:one|paper|method|model|work|approach|system|dataset|benchmark|study)\b",
+    re.IGNORECASE,
+)
+_PLACES = {"first": 0, "former": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4}
 _LIST_LINE = re.compile(r"^- (.+?): ", re.MULTILINE)
 
 
 def _listed_before(question: str, history: Sequence[Turn], hits: Sequence[Hit]) -> list[Hit]:
-    """For a follow-up about "they" after a several-paper answer, the retrieved hits of the
-    papers that answer listed, in its order (none when fewer than two are found)."""
+    """For a follow-up after a several-paper answer, the retrieved hits of the papers that
+    answer listed: all of them, in its order, for "they" (none when fewer than two are
+    found); the one at the place it names for "the second one" or "the latter"."""
     answers = [turn.content for turn in history if turn.role == "assistant"]
-    if not answers or not _PLURAL_REFERENCE.search(question):
-        return []
+    names = _LIST_LINE.findall(answers[-1]) if answers else []
     by_name = {short_title(hit.paper.title): hit for hit in reversed(hits)}
-    listed = [by_name[name] for name in _LIST_LINE.findall(answers[-1]) if name in by_name]
+    place = _PLACE_REFERENCE.search(question)
+    if place and len(names) > 1:
+        word = (place.group(1) or place.group(2)).lower()
+        position = _PLACES.get(word, len(names) - 1)  # "last", "latter"
+        named = names[position] if position < len(names) else None
+        return [by_name[named]] if named in by_name else []
+    if not _PLURAL_REFERENCE.search(question):
+        return []
+    listed = [by_name[name] for name in names if name in by_name]
     return listed if len(listed) > 1 else []
 
 
@@ -440,10 +455,11 @@ def extractive_answer(
     top = support(query, hits[0], lexical, names, dense_margin) if hits else None
     if top is None:
         return abstain()
-    if fields and names:
+    own_names = name_terms(without_request(question))  # not the conversation's
+    if fields and own_names:
         # "When was TokenPacker published?" asks the record of the paper it names: finding
         # that paper is the support, whatever of the question's other words it lacks.
-        if missing_names(names, hits[0].paper):
+        if missing_names(own_names, hits[0].paper):
             return abstain()
     elif not top.answerable(retrieval_settings):
         return abstain()

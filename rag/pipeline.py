@@ -24,7 +24,7 @@ from rag.index import PaperIndex
 from rag.inputs import validate_question
 from rag.lexical import lexical_path
 from rag.missing import missing_terms
-from rag.retrieve import HybridRetriever, Retrieval
+from rag.retrieve import HybridRetriever, Retrieval, asked_names
 from rag.settings import Settings
 from rag.types import Answer, IngestReport, Paper, Turn
 
@@ -232,7 +232,9 @@ class Assistant:
             answer = self.extractive(question, retrieval, k, history)
             timings["answer"] = (time.perf_counter() - t) * 1000
             yield from _pieces(answer.text)
-        answer.missing_terms = missing_terms(question, retrieval.names, answer)
+        # The names this question asks about: a follow-up's carried names (the conversation's
+        # papers) found the paper; "the second one" is not asking about the first one's name.
+        answer.missing_terms = missing_terms(question, asked_names(question, ()), answer)
         if answer.missing_terms:
             note = " ".join(
                 [note, f"The cited abstract does not mention: {', '.join(answer.missing_terms)}."]

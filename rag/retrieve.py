@@ -29,7 +29,10 @@ from rag.types import Hit, Turn
 _ANAPHORA = re.compile(
     r"\b(it|its|it's|they|them|their|theirs|these|those|"
     r"(this|that|the|said) (paper|method|model|approach|work|framework|dataset|authors|system|"
-    r"study|technique|architecture|benchmark|network))\b",
+    r"study|technique|architecture|benchmark|network)|"
+    # A place in the last answer's list: "the second one", "the latter", "which one".
+    r"(the|that|this) (first|second|third|fourth|fifth|last) (one|paper|method|model|work|"
+    r"approach|system|dataset|benchmark|study)|the (latter|former)|(which|that|this) one)\b",
     re.IGNORECASE,
 )
 

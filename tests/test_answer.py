@@ -575,3 +575,36 @@ def test_a_record_with_blank_author_names_has_no_author_list() -> None:
     assert answer_to("Who wrote it?", blank, history=history).text == (
         "The index has no author list for Video Moment Finder [1]."
     )
+
+
+@pytest.mark.parametrize(
+    ("question", "title"),
+    [
+        ("Which datasets does the first one use?", "Video Moment Finder"),
+        ("How does the second paper find clips?", "Moment Retrieval Two"),
+        ("Which datasets does the former use?", "Video Moment Finder"),
+        ("And the latter?", "Moment Retrieval Two"),
+        ("Who wrote the last one?", "Moment Retrieval Two"),
+    ],
+)
+def test_a_follow_up_naming_a_place_in_the_list_answers_for_that_paper(
+    question: str, title: str
+) -> None:
+    hits = make_hits(
+        {
+            "Moment Retrieval Two": (5.0, 0.7),
+            "Unrelated Graph Paper": (4.5, 0.6),
+            "Video Moment Finder": (4.0, 0.6),
+        }
+    )
+    history = [
+        Turn("user", "Which papers study video moment retrieval?"),
+        Turn(
+            "assistant",
+            "- Video Moment Finder: We study video moment retrieval from text queries. [1]\n"
+            "- Moment Retrieval Two: Video moment retrieval finds the clip described by a "
+            "query. [2]",
+        ),
+    ]
+    answer = answer_to(question, hits, history=history)
+    assert [c.title for c in answer.citations] == [title]

@@ -96,3 +96,19 @@ def test_a_near_miss_is_flagged_or_refused(assistant: Any) -> None:
     if not flagged.abstained:
         assert flagged.missing_terms == ["Korean"]
         assert "does not mention: Korean" in flagged.note
+
+
+def test_follow_ups_about_a_place_in_the_list_and_about_the_record(assistant: Any) -> None:
+    from rag.types import Turn
+
+    first = assistant.ask("Compare JPEG-LM and LLaVA-Mini.", mode="extractive")
+    listed = [c.title.split(":")[0] for c in first.citations]
+    assert sorted(listed) == ["JPEG-LM", "LLaVA-Mini"]
+    history = [Turn("user", "Compare JPEG-LM and LLaVA-Mini."), Turn("assistant", first.text)]
+    second = assistant.ask("What does the second one do?", history, mode="extractive")
+    assert [c.title.split(":")[0] for c in second.citations] == [listed[1]]
+    # The first paper's name was the conversation's, not this question's: no note about it.
+    assert second.missing_terms == []
+    record = assistant.ask("Who wrote the latter?", history, mode="extractive")
+    # The bundled listings carry no authors: said, not answered with abstract sentences.
+    assert record.text.startswith(f"The index has no author list for {listed[1]}")

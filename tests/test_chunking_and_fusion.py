@@ -173,6 +173,11 @@ def test_follow_up_carries_the_last_exchange() -> None:
     assert needs_history("Why?", history)
     assert not needs_history("Why do vision transformers need registers?", history)
     assert not needs_history("Android apps for captioning?", history)
+    # A place in the last answer's list.
+    assert needs_history("What does the second one generate?", history)
+    assert needs_history("Who wrote the latter?", history)
+    assert needs_history("Which one is fastest?", history)
+    assert not needs_history("Which paper was the first to caption videos?", history)
     assert contextualize("What loss does it use?", []) == "What loss does it use?"
 
 
