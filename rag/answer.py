@@ -94,7 +94,13 @@ _OPENER = re.compile(
     r"that,?\s+)+",
     re.IGNORECASE,
 )
-_URL = re.compile(r"https?://|\bgithub\b|\bavailable at\b", re.I)
+_URL = re.compile(
+    r"https?://|\bgithub\b|\bavailable at\b"
+    # "All the details and codes will be open-sourced.": a release, with or without a link.
+    r"|\b(our|the|all( the)?) (code|codes|data|dataset|models?|weights|details|benchmark)\b"
+    r"[^.]{0,40}\b(is|are|will be)( made)? (publicly available|open-sourced|released)\b",
+    re.I,
+)
 # What the paper leaves to others says nothing of what it did.
 _FUTURE_WORK = re.compile(
     r"\b(future(\s+\w+){0,2}\s+(work|research|studies|tasks|directions?|experiments)|we leave)\b",
@@ -267,7 +273,10 @@ def short_title(title: str) -> str:
 # "Which paper/method/model/dataset ...": the answer is what the paper is, which its
 # contribution sentence says ("we propose X", or a sentence naming X).
 _ASKS_IDENTITY = re.compile(
-    r"^\W*(which|what|is there)\b(?! (is|are|was|were|do|does|did)\b)", re.I
+    r"^\W*(which|what|is there)\b(?! (is|are|was|were|do|does|did)\b)"
+    # "What does it contribute?", "What is its novelty?": what the paper is, too.
+    r"|^\W*what\b.{0,30}\b(contribut\w*|novelty|(main|key|core) ideas?)\b",
+    re.I,
 )
 _CONTRIBUTION = re.compile(
     r"\b(we|this (paper|work))\b.{0,40}\b(propose|present|introduce|develop|build|construct|"
@@ -392,7 +401,12 @@ def _key_sentences(
     within `fill_words` words, the next-best sentences of its own work fill the rest.
     """
     ranked, idf, names_the_paper, background = _ranked_for(question, hit, lexical)
-    fresh = [s for _, _, s in ranked if s.strip() and " ".join(words(s)) not in said]
+    # An answer shows a sentence shortened (`concise`): either form counts as said.
+    fresh = [
+        s
+        for _, _, s in ranked
+        if s.strip() and not {" ".join(words(s)), " ".join(words(concise(s)))} & said
+    ]
     # A follow-up whose words only the sentences already given share: the abstract says
     # nothing more on it, and a sentence sharing none of them would not answer it.
     shares = {s: share for share, _, s in ranked}

@@ -168,7 +168,9 @@ def insisted_terms(text: str) -> list[str]:
 _REQUEST = re.compile(
     r"^\W*(please\s+)?((can|could|would) you\s+)?(please\s+)?(briefly\s+)?"
     r"(summari[sz]e|explain|describe|outline|tell me( more)? about|give me (an? )?"
-    r"(short |brief |quick )?(overview|summary|rundown|description) of)\s+",
+    r"(short |brief |quick )?(overview|summary|rundown|description) of|"
+    r"what (is|are|was|were) (the )?(main |key |core |primary )?(contributions?|ideas?|"
+    r"novelty) of)\s+",
     re.IGNORECASE,
 )
 

@@ -462,6 +462,8 @@ def test_request_framing_is_not_part_of_the_query() -> None:
     )
     # Nothing else left, or no framing: the question as it is.
     assert without_request("Summarize.") == "Summarize."
+    assert without_request("What is the main contribution of Florence-VL?") == "Florence-VL?"
+    assert without_request("What are the key ideas of TokenPacker?") == "TokenPacker?"
     assert without_request("Which model explains its answers?") == (
         "Which model explains its answers?"
     )
@@ -608,3 +610,32 @@ def test_a_follow_up_naming_a_place_in_the_list_answers_for_that_paper(
     ]
     answer = answer_to(question, hits, history=history)
     assert [c.title for c in answer.citations] == [title]
+
+
+def test_a_follow_up_does_not_repeat_a_sentence_the_answer_showed_shortened() -> None:
+    abstract = (
+        "Clip search is slow on long videos. To fill this gap, we present ClipFinder, an index "
+        "of moments built from captions. ClipFinder answers a query in ten milliseconds. "
+        "It is evaluated on Charades-STA."
+    )
+    paper = make_paper("ClipFinder", abstract, source="t", search_url_template="{query}")
+    hits = [Hit(paper=paper, score=5.0, dense=0.7, evidence=[])]
+    first = answer_to("Which index finds moments from captions?", hits)
+    assert "We present ClipFinder" in first.text  # shown without its opener
+    history = [
+        Turn("user", "Which index finds moments from captions?"),
+        Turn("assistant", first.text),
+    ]
+    follow = answer_to("What does it present, and how fast is it?", hits, history=history)
+    assert "present ClipFinder" not in follow.text
+
+
+def test_a_sentence_announcing_a_release_is_an_aside_not_an_answer() -> None:
+    from rag.answer import _aside
+
+    assert _aside("All the details and codes will be open-sourced.")
+    assert _aside("Our data and models are publicly available.")
+    # What others released is content: a reason, not this paper's link.
+    assert not _aside(
+        "Since the pre-trained weights are publicly available for many LLMs, we adapt one."
+    )
