@@ -28,8 +28,8 @@ from rag.types import Hit, Turn
 # A bare relative "that" ("methods that ...") is not a reference, so it does not count.
 _ANAPHORA = re.compile(
     r"\b(it|its|it's|they|them|their|theirs|these|those|"
-    r"(this|that|the|said) (paper|method|model|approach|work|framework|dataset|authors|system|"
-    r"study|technique|architecture|benchmark|network)|"
+    r"(this|that|the|said|these|those) (paper|method|model|approach|work|framework|dataset|"
+    r"author|system|study|technique|architecture|benchmark|network)s?|"
     # A place in the last answer's list: "the second one", "the latter", "which one".
     r"(the|that|this) (first|second|third|fourth|fifth|last) (one|paper|method|model|work|"
     r"approach|system|dataset|benchmark|study)|the (latter|former)|(which|that|this) one)\b",

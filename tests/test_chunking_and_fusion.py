@@ -178,6 +178,7 @@ def test_follow_up_carries_the_last_exchange() -> None:
     assert needs_history("Who wrote the latter?", history)
     assert needs_history("Which one is fastest?", history)
     assert not needs_history("Which paper was the first to caption videos?", history)
+    assert needs_history("How large are the models?", history)
     assert contextualize("What loss does it use?", []) == "What loss does it use?"
 
 
