@@ -17,7 +17,16 @@ from rag.lexical import LexicalIndex
 from rag.missing import missing_names
 from rag.record import record_answer, record_fields
 from rag.settings import AnswerSettings, RetrievalSettings
-from rag.text import name_key, name_keys, name_terms, stems, without_request, words
+from rag.text import (
+    PLACE_REFERENCE,
+    listed_names,
+    name_key,
+    name_keys,
+    name_terms,
+    stems,
+    without_request,
+    words,
+)
 from rag.types import Answer, Citation, Hit, Turn
 
 ABSTAIN_TEXT = (
@@ -209,23 +218,21 @@ def _named_papers(hits: Sequence[Hit], names: Sequence[str]) -> list[Hit]:
 # "What datasets do they use?" after a list of papers: each paper of that list. "What does the
 # second one use?", "and the latter?": the paper at that place in the list.
 _PLURAL_REFERENCE = re.compile(r"\b(they|them|their|these|those|each)\b", re.IGNORECASE)
-_PLACE_REFERENCE = re.compile(
-    r"\bthe\s+(latter|former)\b|\b(?:the|that|this)\s+(first|second|third|fourth|fifth|last)\s+"
-    r"(?:one|paper|method|model|work|approach|system|dataset|benchmark|study)\b",
-    re.IGNORECASE,
-)
 _PLACES = {"first": 0, "former": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4}
-_LIST_LINE = re.compile(r"^- (.+?): ", re.MULTILINE)
 
 
 def _listed_before(question: str, history: Sequence[Turn], hits: Sequence[Hit]) -> list[Hit]:
     """For a follow-up after a several-paper answer, the retrieved hits of the papers that
     answer listed: all of them, in its order, for "they" (none when fewer than two are
-    found); the one at the place it names for "the second one" or "the latter"."""
+    found); the one at the place it names for "the second one" or "the latter", in the
+    latest list (an answer about one of its papers may have come since)."""
     answers = [turn.content for turn in history if turn.role == "assistant"]
-    names = _LIST_LINE.findall(answers[-1]) if answers else []
+    names = listed_names(answers[-1]) if answers else []
     by_name = {short_title(hit.paper.title): hit for hit in reversed(hits)}
-    place = _PLACE_REFERENCE.search(question)
+    place = PLACE_REFERENCE.search(question)
+    if place:
+        lists = [found for found in map(listed_names, reversed(answers)) if len(found) > 1]
+        names = lists[0] if lists else []
     if place and len(names) > 1:
         word = (place.group(1) or place.group(2)).lower()
         position = _PLACES.get(word, len(names) - 1)  # "last", "latter"

@@ -21,7 +21,14 @@ import numpy as np
 from rag.chunking import ChunkRef, chunk_texts
 from rag.index import PaperIndex
 from rag.settings import RetrievalSettings
-from rag.text import name_key, name_keys, name_terms, without_request
+from rag.text import (
+    PLACE_REFERENCE,
+    listed_names,
+    name_key,
+    name_keys,
+    name_terms,
+    without_request,
+)
 from rag.types import Hit, Turn
 
 # A question that leans on the conversation: a pronoun, or "this/that/the method" naming nothing.
@@ -54,8 +61,17 @@ def contextualize(question: str, history: Sequence[Turn]) -> str:
     question = without_request(question)
     if not needs_history(question, history):
         return question
-    recent = [t.content for t in history[-2:]]
-    return " ".join([*recent, question])
+    recent = list(history[-2:])
+    if PLACE_REFERENCE.search(question):
+        # "the first one": the exchange that gave the list, though others may have followed.
+        lists = [
+            i
+            for i, t in enumerate(history)
+            if t.role == "assistant" and len(listed_names(t.content)) > 1
+        ]
+        if lists:
+            recent = list(history[max(lists[-1] - 1, 0) : lists[-1] + 1])
+    return " ".join([*(t.content for t in recent), question])
 
 
 def asked_names(question: str, history: Sequence[Turn]) -> list[str]:

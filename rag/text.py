@@ -180,3 +180,18 @@ def without_request(question: str) -> str:
     paper."), or the question itself when nothing else is left."""
     rest = _REQUEST.sub("", question, count=1)
     return rest if rest.strip(" ?.!") else question
+
+
+# A place in a list the conversation gave: "the second one", "the latter".
+PLACE_REFERENCE = re.compile(
+    r"\bthe\s+(latter|former)\b|\b(?:the|that|this)\s+(first|second|third|fourth|fifth|last)\s+"
+    r"(?:one|paper|method|model|work|approach|system|dataset|benchmark|study)\b",
+    re.IGNORECASE,
+)
+# A several-paper answer gives one line per paper: "- Name: sentence [n]".
+_LIST_LINE = re.compile(r"^- (.+?): ", re.MULTILINE)
+
+
+def listed_names(answer: str) -> list[str]:
+    """The paper names of a several-paper answer's lines, in order (none for other answers)."""
+    return _LIST_LINE.findall(answer)

@@ -214,3 +214,19 @@ def test_counts_match_written_either_way() -> None:
     # "10M" is found by "10 million", and "3.1T" finds "3.1 trillion".
     assert lexical.ids[int(np.argmax(lexical.scores("a dataset of 10 million pairs")))] == "short"
     assert lexical.ids[int(np.argmax(lexical.scores("pretrained on 3.1T tokens")))] == "long"
+
+
+def test_a_place_in_a_list_searches_with_the_exchange_that_gave_the_list() -> None:
+    from rag.retrieve import contextualize
+
+    history = [
+        Turn("user", "Which papers study moment retrieval?"),
+        Turn("assistant", "- VERIFIED: A benchmark. [1]\n- VideoLights: A model. [2]"),
+        Turn("user", "Which one is newer?"),
+        Turn("assistant", "VideoLights is newer. [1]"),
+    ]
+    query = contextualize("What does the first one measure?", history)
+    assert query.startswith("Which papers study moment retrieval?") and "VERIFIED" in query
+    assert "newer" not in query
+    # Other follow-ups carry the last exchange, as before.
+    assert contextualize("What does it measure?", history).startswith("Which one is newer?")
