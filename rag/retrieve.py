@@ -37,9 +37,7 @@ _ANAPHORA = re.compile(
     r"\b(it|its|it's|they|them|their|theirs|these|those|"
     r"(this|that|the|said|these|those) (paper|method|model|approach|work|framework|dataset|"
     r"author|system|study|technique|architecture|benchmark|network)s?|"
-    # A place in the last answer's list: "the second one", "the latter", "which one".
-    r"(the|that|this) (first|second|third|fourth|fifth|last) (one|paper|method|model|work|"
-    r"approach|system|dataset|benchmark|study)|the (latter|former)|(which|that|this) one)\b",
+    r"(which|that|this) one)\b",  # and a place in a list: rag.text.PLACE_REFERENCE
     re.IGNORECASE,
 )
 
@@ -52,7 +50,9 @@ _ELLIPSIS = re.compile(
 
 
 def needs_history(question: str, history: Sequence[Turn]) -> bool:
-    return bool(history) and bool(_ANAPHORA.search(question) or _ELLIPSIS.search(question))
+    return bool(history) and any(
+        pattern.search(question) for pattern in (_ANAPHORA, PLACE_REFERENCE, _ELLIPSIS)
+    )
 
 
 def contextualize(question: str, history: Sequence[Turn]) -> str:
