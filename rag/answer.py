@@ -18,6 +18,7 @@ from rag.missing import missing_names
 from rag.record import record_answer, record_fields
 from rag.settings import AnswerSettings, RetrievalSettings
 from rag.text import (
+    LIST_CHOICE,
     PLACE_REFERENCE,
     listed_names,
     name_key,
@@ -221,16 +222,20 @@ _PLURAL_REFERENCE = re.compile(r"\b(they|them|their|these|those|each)\b", re.IGN
 _PLACES = {"first": 0, "former": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4}
 
 
+_REFERENCE_WORDS = {"them", "these", "those", "paper", "method", "model", "work", "one"}
+
+
 def _listed_before(question: str, history: Sequence[Turn], hits: Sequence[Hit]) -> list[Hit]:
     """For a follow-up after a several-paper answer, the retrieved hits of the papers that
     answer listed: all of them, in its order, for "they" (none when fewer than two are
     found); the one at the place it names for "the second one" or "the latter", in the
-    latest list (an answer about one of its papers may have come since)."""
+    latest list (an answer about one of its papers may have come since); for "which of
+    them ..." that latest list's papers, which the answer then chooses from (`_selected`)."""
     answers = [turn.content for turn in history if turn.role == "assistant"]
     names = listed_names(answers[-1]) if answers else []
     by_name = {short_title(hit.paper.title): hit for hit in reversed(hits)}
     place = PLACE_REFERENCE.search(question)
-    if place:
+    if place or LIST_CHOICE.search(question):  # "the second one", "which of them": the latest list
         lists = [found for found in map(listed_names, reversed(answers)) if len(found) > 1]
         names = lists[0] if lists else []
     if place and len(names) > 1:
@@ -242,6 +247,22 @@ def _listed_before(question: str, history: Sequence[Turn], hits: Sequence[Hit]) 
         return []
     listed = [by_name[name] for name in names if name in by_name]
     return listed if len(listed) > 1 else []
+
+
+def _selected(question: str, listed: list[Hit], lexical: LexicalIndex) -> list[Hit]:
+    """The listed papers that best match what the question chooses by ("Which of them uses
+    audio?"): those covering the most of its idf-weighted words, in the list's order; none
+    when no listed paper uses its rarest word (the one that chooses, "audio")."""
+    weights = {t: lexical.idf(t) for t in set(stems(question)) if t not in _REFERENCE_WORDS}
+    if not weights:
+        return listed
+    rarest = max(weights, key=lambda t: weights[t])
+    have = {hit.paper.id: set(stems(f"{hit.paper.title} {hit.paper.abstract}")) for hit in listed}
+    if not any(rarest in terms for terms in have.values()):
+        return []
+    cover = {pid: sum(w for t, w in weights.items() if t in terms) for pid, terms in have.items()}
+    best = max(cover.values())
+    return [hit for hit in listed if cover[hit.paper.id] >= best]
 
 
 def several_shares(scores: Sequence[float]) -> list[float]:
@@ -484,7 +505,12 @@ def extractive_answer(
             return abstain()
     elif not top.answerable(retrieval_settings):
         return abstain()
-    chosen = _listed_before(question, history, hits) or choose_papers(
+    listed = _listed_before(question, history, hits)
+    if listed and LIST_CHOICE.search(question):
+        listed = _selected(question, listed, lexical)
+        if not listed:  # none of the listed papers' abstracts says it
+            return abstain()
+    chosen = listed or choose_papers(
         question, query, hits, lexical, retrieval_settings, names, k, dense_margin
     )
     said = _said(history)

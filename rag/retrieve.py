@@ -22,6 +22,7 @@ from rag.chunking import ChunkRef, chunk_texts
 from rag.index import PaperIndex
 from rag.settings import RetrievalSettings
 from rag.text import (
+    LIST_CHOICE,
     PLACE_REFERENCE,
     listed_names,
     name_key,
@@ -62,8 +63,9 @@ def contextualize(question: str, history: Sequence[Turn]) -> str:
     if not needs_history(question, history):
         return question
     recent = list(history[-2:])
-    if PLACE_REFERENCE.search(question):
-        # "the first one": the exchange that gave the list, though others may have followed.
+    if PLACE_REFERENCE.search(question) or LIST_CHOICE.search(question):
+        # "the first one", "which of them": the exchange that gave the list, though others
+        # may have followed.
         lists = [
             i
             for i, t in enumerate(history)

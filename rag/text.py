@@ -188,6 +188,11 @@ PLACE_REFERENCE = re.compile(
     r"(?:one|paper|method|model|work|approach|system|dataset|benchmark|study)\b",
     re.IGNORECASE,
 )
+# "Which of them uses audio?": a choice among the papers a list gave.
+LIST_CHOICE = re.compile(
+    r"\b(which|what|who)\s+(one\s+)?of\s+(them|these|those|the\s+(papers|methods|models|works))\b",
+    re.IGNORECASE,
+)
 # A several-paper answer gives one line per paper: "- Name: sentence [n]".
 _LIST_LINE = re.compile(r"^- (.+?): ", re.MULTILINE)
 

@@ -639,3 +639,31 @@ def test_a_sentence_announcing_a_release_is_an_aside_not_an_answer() -> None:
     assert not _aside(
         "Since the pre-trained weights are publicly available for many LLMs, we adapt one."
     )
+
+
+@pytest.mark.parametrize(
+    ("question", "titles"),
+    [
+        ("Which of them shows gains on TACoS?", ["Moment Retrieval Two"]),
+        ("Which of these is evaluated on Charades-STA?", ["Video Moment Finder"]),
+        ("Which of them uses audio?", None),  # none does: refused, not each one quoted
+    ],
+)
+def test_which_of_them_chooses_among_the_listed_papers(
+    question: str, titles: list[str] | None
+) -> None:
+    hits = make_hits({"Moment Retrieval Two": (5.0, 0.7), "Video Moment Finder": (4.0, 0.6)})
+    history = [
+        Turn("user", "Which papers study video moment retrieval?"),
+        Turn(
+            "assistant",
+            "- Video Moment Finder: We study video moment retrieval from text queries. [1]\n"
+            "- Moment Retrieval Two: Video moment retrieval finds the clip described by a "
+            "query. [2]",
+        ),
+    ]
+    answer = answer_to(question, hits, history=history)
+    if titles is None:
+        assert answer.abstained
+    else:
+        assert [c.title for c in answer.citations] == titles
