@@ -222,6 +222,7 @@ _PLURAL_REFERENCE = re.compile(r"\b(they|them|their|these|those|each)\b", re.IGN
 _PLACES = {"first": 0, "former": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4}
 
 
+# Words of "which of them" that point at the list, not at what the question chooses by.
 _REFERENCE_WORDS = {"them", "these", "those", "paper", "method", "model", "work", "one"}
 
 
@@ -243,7 +244,7 @@ def _listed_before(question: str, history: Sequence[Turn], hits: Sequence[Hit]) 
         position = _PLACES.get(word, len(names) - 1)  # "last", "latter"
         named = names[position] if position < len(names) else None
         return [by_name[named]] if named in by_name else []
-    if not _PLURAL_REFERENCE.search(question):
+    if not (_PLURAL_REFERENCE.search(question) or LIST_CHOICE.search(question)):
         return []
     listed = [by_name[name] for name in names if name in by_name]
     return listed if len(listed) > 1 else []

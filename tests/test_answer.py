@@ -646,6 +646,7 @@ def test_a_sentence_announcing_a_release_is_an_aside_not_an_answer() -> None:
     [
         ("Which of them shows gains on TACoS?", ["Moment Retrieval Two"]),
         ("Which of these is evaluated on Charades-STA?", ["Video Moment Finder"]),
+        ("Which of the papers is evaluated on Charades-STA?", ["Video Moment Finder"]),
         ("Which of them uses audio?", None),  # none does: refused, not each one quoted
     ],
 )
