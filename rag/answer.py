@@ -25,6 +25,7 @@ from rag.text import (
     name_keys,
     name_terms,
     stems,
+    without_list_names,
     without_request,
     words,
 )
@@ -283,12 +284,13 @@ def concise(sentence: str) -> str:
 
 
 def _said(history: Sequence[Turn]) -> set[str]:
-    """Sentences already in the conversation, compared by their words."""
+    """Sentences already in the conversation, compared by their words (a several-paper
+    answer's sentences without the "- Name: " of their line)."""
     return {
         " ".join(words(sentence))
         for turn in history
         if turn.role == "assistant"
-        for sentence in re.split(r"(?<=[.!?\]])\s+", turn.content)
+        for sentence in re.split(r"(?<=[.!?\]])\s+", without_list_names(turn.content))
     } | {" ".join(words(re.sub(r"\s*\[\d+\]", "", turn.content))) for turn in history}
 
 
@@ -517,7 +519,9 @@ def extractive_answer(
     said = _said(history)
     lines: list[str] = []
     citations: list[Citation] = []
-    question = without_request(question)  # its sentences answer what is asked, not "summarize"
+    # Its sentences answer what is asked: not "summarize", nor "the third one" (a place in the
+    # list, which chose the paper).
+    question = PLACE_REFERENCE.sub("it", without_request(question))
     if fields:  # "Who wrote it?": the record answers, not the abstract's sentences
         text = " ".join(record_answer(fields, hit.paper, n) for n, hit in enumerate(chosen, 1))
         citations = [citation_for(n, hit, hit.paper.title) for n, hit in enumerate(chosen, 1)]

@@ -200,3 +200,8 @@ _LIST_LINE = re.compile(r"^- (.+?): ", re.MULTILINE)
 def listed_names(answer: str) -> list[str]:
     """The paper names of a several-paper answer's lines, in order (none for other answers)."""
     return _LIST_LINE.findall(answer)
+
+
+def without_list_names(answer: str) -> str:
+    """The answer with each line's "- Name: " taken off: the sentences it quoted."""
+    return _LIST_LINE.sub("", answer)

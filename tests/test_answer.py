@@ -668,3 +668,20 @@ def test_which_of_them_chooses_among_the_listed_papers(
         assert answer.abstained
     else:
         assert [c.title for c in answer.citations] == titles
+
+
+def test_a_follow_up_about_a_listed_paper_does_not_repeat_its_line() -> None:
+    hits = make_hits({"Moment Retrieval Two": (5.0, 0.7), "Video Moment Finder": (4.0, 0.6)})
+    line = "We study video moment retrieval from text queries."
+    history = [
+        Turn("user", "Which papers study video moment retrieval?"),
+        Turn(
+            "assistant",
+            f"- Video Moment Finder: {line} [1]\n"
+            "- Moment Retrieval Two: Video moment retrieval finds the clip described by a "
+            "query. [2]",
+        ),
+    ]
+    answer = answer_to("What does the first one do?", hits, history=history)
+    assert [c.title for c in answer.citations] == ["Video Moment Finder"]
+    assert line not in answer.text and "[1]" in answer.text
