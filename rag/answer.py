@@ -20,10 +20,12 @@ from rag.settings import AnswerSettings, RetrievalSettings
 from rag.text import (
     LIST_CHOICE,
     PLACE_REFERENCE,
+    latest_list,
     listed_names,
     name_key,
     name_keys,
     name_terms,
+    points_into_a_list,
     stems,
     without_list_names,
     without_request,
@@ -236,10 +238,10 @@ def _listed_before(question: str, history: Sequence[Turn], hits: Sequence[Hit]) 
     answers = [turn.content for turn in history if turn.role == "assistant"]
     names = listed_names(answers[-1]) if answers else []
     by_name = {short_title(hit.paper.title): hit for hit in reversed(hits)}
+    if points_into_a_list(question):  # "the second one", "which of them": the latest list
+        at = latest_list(answers)
+        names = listed_names(answers[at]) if at is not None else []
     place = PLACE_REFERENCE.search(question)
-    if place or LIST_CHOICE.search(question):  # "the second one", "which of them": the latest list
-        lists = [found for found in map(listed_names, reversed(answers)) if len(found) > 1]
-        names = lists[0] if lists else []
     if place and len(names) > 1:
         word = (place.group(1) or place.group(2)).lower()
         position = _PLACES.get(word, len(names) - 1)  # "last", "latter"
@@ -496,11 +498,12 @@ def extractive_answer(
     def abstain() -> Answer:
         return Answer(ABSTAIN_TEXT, [], retrieved, abstained=True, mode="extractive", query=query)
 
-    fields = record_fields(without_request(question))
+    asked = without_request(question)  # what is asked, not "summarize"
+    fields = record_fields(asked)
     top = support(query, hits[0], lexical, names, dense_margin) if hits else None
     if top is None:
         return abstain()
-    own_names = name_terms(without_request(question))  # not the conversation's
+    own_names = name_terms(asked)  # not the conversation's
     if fields and own_names:
         # "When was TokenPacker published?" asks the record of the paper it names: finding
         # that paper is the support, whatever of the question's other words it lacks.
@@ -521,7 +524,7 @@ def extractive_answer(
     citations: list[Citation] = []
     # Its sentences answer what is asked: not "summarize", nor "the third one" (a place in the
     # list, which chose the paper).
-    question = PLACE_REFERENCE.sub("it", without_request(question))
+    question = PLACE_REFERENCE.sub("it", asked)
     if fields:  # "Who wrote it?": the record answers, not the abstract's sentences
         text = " ".join(record_answer(fields, hit.paper, n) for n, hit in enumerate(chosen, 1))
         citations = [citation_for(n, hit, hit.paper.title) for n, hit in enumerate(chosen, 1)]

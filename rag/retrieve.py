@@ -22,12 +22,12 @@ from rag.chunking import ChunkRef, chunk_texts
 from rag.index import PaperIndex
 from rag.settings import RetrievalSettings
 from rag.text import (
-    LIST_CHOICE,
     PLACE_REFERENCE,
-    listed_names,
+    latest_list,
     name_key,
     name_keys,
     name_terms,
+    points_into_a_list,
     without_request,
 )
 from rag.types import Hit, Turn
@@ -63,16 +63,12 @@ def contextualize(question: str, history: Sequence[Turn]) -> str:
     if not needs_history(question, history):
         return question
     recent = list(history[-2:])
-    if PLACE_REFERENCE.search(question) or LIST_CHOICE.search(question):
+    if points_into_a_list(question):
         # "the first one", "which of them": the exchange that gave the list, though others
         # may have followed.
-        lists = [
-            i
-            for i, t in enumerate(history)
-            if t.role == "assistant" and len(listed_names(t.content)) > 1
-        ]
-        if lists:
-            recent = list(history[max(lists[-1] - 1, 0) : lists[-1] + 1])
+        at = latest_list([t.content if t.role == "assistant" else "" for t in history])
+        if at is not None:
+            recent = list(history[max(at - 1, 0) : at + 1])
     return " ".join([*(t.content for t in recent), question])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 
 # Split after . ! ? when the next sentence starts like one; keeps "e.g. foo" and "1.5" whole.
@@ -200,6 +201,19 @@ _LIST_LINE = re.compile(r"^- (.+?): ", re.MULTILINE)
 def listed_names(answer: str) -> list[str]:
     """The paper names of a several-paper answer's lines, in order (none for other answers)."""
     return _LIST_LINE.findall(answer)
+
+
+def latest_list(texts: Sequence[str]) -> int | None:
+    """Where in `texts` (a conversation's turns) the latest several-paper answer is, if any:
+    what "the second one" and "which of them" point into."""
+    found = [i for i, text in enumerate(texts) if len(listed_names(text)) > 1]
+    return found[-1] if found else None
+
+
+def points_into_a_list(question: str) -> bool:
+    """A place in, or a choice among, the papers a list gave: "the second one", "the latter",
+    "which of them ..."."""
+    return bool(PLACE_REFERENCE.search(question) or LIST_CHOICE.search(question))
 
 
 def without_list_names(answer: str) -> str:

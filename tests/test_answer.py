@@ -487,6 +487,19 @@ def test_a_question_naming_two_papers_gets_a_line_for_each() -> None:
     assert lines[0].startswith("- Packer: ") and lines[1].startswith("- Chart Reader: ")
 
 
+# A several-paper answer and the question it answered: what follow-ups about "they", "the
+# second one" and "which of them" point into.
+AFTER_A_LIST = (
+    Turn("user", "Which papers study video moment retrieval?"),
+    Turn(
+        "assistant",
+        "- Video Moment Finder: We study video moment retrieval from text queries. [1]\n"
+        "- Moment Retrieval Two: Video moment retrieval finds the clip described by a "
+        "query. [2]",
+    ),
+)
+
+
 def test_a_follow_up_about_they_answers_for_each_paper_listed_before() -> None:
     hits = make_hits(
         {
@@ -495,15 +508,7 @@ def test_a_follow_up_about_they_answers_for_each_paper_listed_before() -> None:
             "Video Moment Finder": (4.0, 0.6),
         }
     )
-    history = [
-        Turn("user", "Which papers study video moment retrieval?"),
-        Turn(
-            "assistant",
-            "- Video Moment Finder: We study video moment retrieval from text queries. [1]\n"
-            "- Moment Retrieval Two: Video moment retrieval finds the clip described by a "
-            "query. [2]",
-        ),
-    ]
+    history = AFTER_A_LIST
     question = "Which datasets do they evaluate on?"
     answer = answer_to(question, hits, history=history)
     # The papers of the list, in its order, whatever the new ranking; nothing said is repeated.
@@ -599,15 +604,7 @@ def test_a_follow_up_naming_a_place_in_the_list_answers_for_that_paper(
             "Video Moment Finder": (4.0, 0.6),
         }
     )
-    history = [
-        Turn("user", "Which papers study video moment retrieval?"),
-        Turn(
-            "assistant",
-            "- Video Moment Finder: We study video moment retrieval from text queries. [1]\n"
-            "- Moment Retrieval Two: Video moment retrieval finds the clip described by a "
-            "query. [2]",
-        ),
-    ]
+    history = AFTER_A_LIST
     answer = answer_to(question, hits, history=history)
     assert [c.title for c in answer.citations] == [title]
 
@@ -654,15 +651,7 @@ def test_which_of_them_chooses_among_the_listed_papers(
     question: str, titles: list[str] | None
 ) -> None:
     hits = make_hits({"Moment Retrieval Two": (5.0, 0.7), "Video Moment Finder": (4.0, 0.6)})
-    history = [
-        Turn("user", "Which papers study video moment retrieval?"),
-        Turn(
-            "assistant",
-            "- Video Moment Finder: We study video moment retrieval from text queries. [1]\n"
-            "- Moment Retrieval Two: Video moment retrieval finds the clip described by a "
-            "query. [2]",
-        ),
-    ]
+    history = AFTER_A_LIST
     answer = answer_to(question, hits, history=history)
     if titles is None:
         assert answer.abstained
@@ -672,16 +661,8 @@ def test_which_of_them_chooses_among_the_listed_papers(
 
 def test_a_follow_up_about_a_listed_paper_does_not_repeat_its_line() -> None:
     hits = make_hits({"Moment Retrieval Two": (5.0, 0.7), "Video Moment Finder": (4.0, 0.6)})
-    line = "We study video moment retrieval from text queries."
-    history = [
-        Turn("user", "Which papers study video moment retrieval?"),
-        Turn(
-            "assistant",
-            f"- Video Moment Finder: {line} [1]\n"
-            "- Moment Retrieval Two: Video moment retrieval finds the clip described by a "
-            "query. [2]",
-        ),
-    ]
+    line = "We study video moment retrieval from text queries."  # the first line's sentence
+    history = AFTER_A_LIST
     answer = answer_to("What does the first one do?", hits, history=history)
     assert [c.title for c in answer.citations] == ["Video Moment Finder"]
     assert line not in answer.text and "[1]" in answer.text
