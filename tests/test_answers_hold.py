@@ -49,6 +49,8 @@ def test_regression_questions(bundled_db: Path, tmp_path: Path) -> None:
     # with the paper of the conversation.
     assert rows["r06"]["answer"].startswith("We introduce the Yi model family")
     assert "AVC-LM" in rows["r07"]["answer"]
+    # A possessive name ("Yi's") is still the name: answered from Yi, not refused.
+    assert "200K" in rows["r08"]["answer"]
 
 
 def test_dev_set_targets(bundled_db: Path, tmp_path: Path) -> None:

@@ -155,6 +155,10 @@ def test_name_terms_are_what_a_question_insists_on() -> None:
         "v1.0",
     ]
     assert name_terms("Which paper predicts rainfall from radar echoes?") == []
+    # A possessive belongs to the sentence, not the name: "Yi's" asks about Yi, which a
+    # title must still match.
+    assert name_terms("How long is Yi's context window? And GPT-4's?") == ["Yi", "GPT-4"]
+    assert named_shares({"y": "Yi: Open Foundation Models"}, name_terms("What data trained Yi's models?")) == {"y": 1.0}
 
 
 def test_follow_up_carries_the_last_exchange() -> None:
