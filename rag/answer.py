@@ -78,6 +78,7 @@ _ASKS_QUANTITY = re.compile(
 )
 _ASKS_NAME = re.compile(r"\b(datasets?|benchmarks?|corpora|corpus|test sets?)\b", re.IGNORECASE)
 _HAS_DIGIT = re.compile(r"\d")
+_COUNTED = re.compile(r"\bhow many ([\w-]+)", re.IGNORECASE)  # what is counted
 # Ranks a sentence that gives the asked kind of thing above one that only shares words (if it
 # shares any: a contribution sentence about something else answers nothing).
 ANSWER_TYPE_BONUS = 0.2
@@ -335,22 +336,16 @@ def _ranked_for(
     kind of thing asked (a number, a dataset name, what the paper is).
     """
     matched = " ".join(hit.evidence[:1])
-    wants_number = bool(_ASKS_QUANTITY.search(question))
-    wants_name = bool(_ASKS_NAME.search(question))
     wants_identity = bool(_ASKS_IDENTITY.search(question))
     own_name = name_key(short_title(hit.paper.title)) if ":" in hit.paper.title else ""
 
     def gives(sentence: str) -> bool:
-        return (
-            (wants_number and bool(_HAS_DIGIT.search(sentence)))
-            or (wants_name and bool(name_terms(sentence)))
-            or (
-                wants_identity
-                and not _URL.search(sentence)  # a link naming the repository says nothing
-                and (
-                    bool(_CONTRIBUTION.search(sentence))
-                    or bool(own_name and own_name in name_keys(sentence))
-                )
+        return _gives_kind(question, sentence) or (
+            wants_identity
+            and not _URL.search(sentence)  # a link naming the repository says nothing
+            and (
+                bool(_CONTRIBUTION.search(sentence))
+                or bool(own_name and own_name in name_keys(sentence))
             )
         )
 
@@ -387,6 +382,34 @@ def _words(sentences: Sequence[str]) -> int:
     return sum(len(concise(sentence).split()) for sentence in sentences)
 
 
+def _asks_kind(question: str) -> bool:
+    return bool(_ASKS_QUANTITY.search(question) or _ASKS_NAME.search(question))
+
+
+def _gives_number(question: str, sentence: str) -> bool:
+    """A number, and for "how many videos ..." one that counts videos ("900 videos"), not
+    a version ("Gemini 1.5") or a list item ("1) ...")."""
+    if not _HAS_DIGIT.search(sentence):
+        return False
+    unit = _COUNTED.search(question)
+    wanted = set(stems(unit.group(1))) if unit else set()
+    if not wanted:  # "how much faster", "what accuracy": any number
+        return True
+    tokens = sentence.split()
+    return any(
+        _HAS_DIGIT.search(token) and wanted & set(stems(" ".join(tokens[at : at + 4])))
+        for at, token in enumerate(tokens)
+    )
+
+
+def _gives_kind(question: str, sentence: str) -> bool:
+    """The sentence gives the kind of thing the question asks for: a number for "how many",
+    a name for "which datasets"."""
+    return (bool(_ASKS_QUANTITY.search(question)) and _gives_number(question, sentence)) or (
+        bool(_ASKS_NAME.search(question)) and bool(name_terms(sentence))
+    )
+
+
 def _other_parts(
     question: str,
     chosen: list[str],
@@ -399,13 +422,20 @@ def _other_parts(
     the sentence of the paper's own work that covers most of that part's terms, when it
     covers more of them than the chosen ones do and the answer stays within `part_words`."""
     for part in _NEXT_PART.split(question)[1:]:
-        weights = {t: idf(t) for t in set(stems(part)) if idf(t) > 0}
-        if len(chosen) >= most or not weights:
+        # Its words, not those that say what kind of thing it asks ("how many").
+        asked = _ASKS_QUANTITY.sub(" ", part)
+        weights = {t: idf(t) for t in set(stems(asked)) if idf(t) > 0}
+        if len(chosen) >= most or not (weights or _asks_kind(part)):
             continue
 
-        def share(sentence: str, weights: dict[str, float] = weights) -> float:
+        def share(sentence: str, weights: dict[str, float] = weights, part: str = part) -> float:
             have = set(stems(sentence))
-            return sum(w for t, w in weights.items() if t in have) / sum(weights.values())
+            total = sum(weights.values())
+            found = sum(w for t, w in weights.items() if t in have) / total if total else 0.0
+            # "... and how many videos does it have?" about Video-MME has no word but the
+            # paper's own name: the kind of thing asked (a number) is all it says.
+            gives = _gives_kind(part, sentence) and (found > 0 or not total)
+            return found + ANSWER_TYPE_BONUS * gives
 
         room = part_words - _words(chosen)
         fits = [s for s in own_work if s not in chosen and len(concise(s).split()) <= room]

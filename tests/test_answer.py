@@ -54,6 +54,11 @@ ABSTRACTS = {
         "We present Chart Reader, which answers questions about scientific plots by reading "
         "their axes and legends. It learns from two million synthetic examples."
     ),
+    "Video-QB: Questions on Long Videos": (
+        "Models are rarely tested on long inputs. We present Video-QB, a benchmark of "
+        "questions on long clips. The strongest model, Gemini 1.5, trails human viewers. "
+        "In all, 900 videos were annotated with 2,700 questions."
+    ),
     "Training Data Notes": (
         "Most vision models learn from web images. What a model learns from shapes its biases."
     ),
@@ -435,6 +440,17 @@ def test_each_further_part_of_a_question_gets_the_sentence_that_answers_it() -> 
     # Only within the words allowed for it; without the rule the lead stands alone.
     assert answer(20) == lead
     assert answer(0) == lead
+
+
+def test_a_further_part_asking_how_many_gets_the_sentence_that_counts_it() -> None:
+    hits = make_hits(
+        {"Video-QB: Questions on Long Videos": (5.0, 0.6), "Training Data Notes": (1.0, 0.1)}
+    )
+    question = "What benchmark did Video-QB introduce, and how many videos does it have?"
+    text = answer_to(question, hits, AnswerSettings(fill_words=0)).text
+    # The part has no word but the paper's own name and "how many": a number that counts
+    # videos answers it, a version number ("Gemini 1.5") does not.
+    assert "900 videos" in text and "Gemini" not in text
 
 
 def test_a_request_about_a_named_paper_is_answered_by_what_the_paper_is() -> None:
