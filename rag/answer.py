@@ -78,7 +78,7 @@ _ASKS_QUANTITY = re.compile(
 )
 _ASKS_NAME = re.compile(r"\b(datasets?|benchmarks?|corpora|corpus|test sets?)\b", re.IGNORECASE)
 _HAS_DIGIT = re.compile(r"\d")
-_COUNTED = re.compile(r"\bhow many ([\w-]+)", re.IGNORECASE)  # what is counted
+_COUNTED = re.compile(r"\bhow many ([\w-]+(?: [\w-]+)?)", re.IGNORECASE)  # what is counted
 # Ranks a sentence that gives the asked kind of thing above one that only shares words (if it
 # shares any: a contribution sentence about something else answers nothing).
 ANSWER_TYPE_BONUS = 0.2
@@ -218,6 +218,17 @@ def _named_papers(hits: Sequence[Hit], names: Sequence[str]) -> list[Hit]:
             found.append(hit)
             asked -= parts | {name_key(head)}  # one paper per asked name
     return found
+
+
+_COMPARING = re.compile(r"\b(differ\w*|in common|similar\w*|versus|vs|compar\w*)\b", re.I)
+
+
+def _line_question(question: str, hits: Sequence[Hit]) -> str:
+    """What a comparison asks of one paper: without the other papers' names, nor the words
+    that compare ("How do X and Y differ?" asks what X is)."""
+    for hit in hits:
+        question = re.sub(re.escape(short_title(hit.paper.title)), " ", question, flags=re.I)
+    return _COMPARING.sub(" ", question)
 
 
 # "What datasets do they use?" after a list of papers: each paper of that list. "What does the
@@ -534,12 +545,14 @@ def extractive_answer(
     if top is None:
         return abstain()
     own_names = name_terms(asked)  # not the conversation's
+    # "Compare Flamingo and MMICL": finding each paper it names is the support, as below.
+    compares = len(_named_papers(hits[:k], names)) > 1
     if fields and own_names:
         # "When was TokenPacker published?" asks the record of the paper it names: finding
         # that paper is the support, whatever of the question's other words it lacks.
         if missing_names(own_names, hits[0].paper):
             return abstain()
-    elif not top.answerable(retrieval_settings):
+    elif not compares and not top.answerable(retrieval_settings):
         return abstain()
     listed = _listed_before(question, history, hits)
     if listed and LIST_CHOICE.search(question):
@@ -565,9 +578,11 @@ def extractive_answer(
         # ..., and which datasets ...?"), up to `line_sentences`.
         for n, hit in enumerate(chosen, start=1):
             most = settings.line_sentences
+            # A paper's line answers for that paper: the others' names are not its question.
+            ask = _line_question(question, [h for h in chosen if h is not hit]) if compares else question
             picked = _key_sentences(
-                question, hit, lexical, said, most, part_words=settings.part_words
-            ) or _key_sentences(question, hit, lexical, set(), most, part_words=settings.part_words)
+                ask, hit, lexical, said, most, part_words=settings.part_words
+            ) or _key_sentences(ask, hit, lexical, set(), most, part_words=settings.part_words)
             quoted = " ".join(concise(sentence) for sentence in picked)
             lines.append(f"- {short_title(hit.paper.title)}: {quoted} [{n}]")
             citations.append(citation_for(n, hit, picked[0], highlights=picked))

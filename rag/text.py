@@ -169,7 +169,7 @@ def insisted_terms(text: str) -> list[str]:
 # "summarizes", a title says "tell").
 _REQUEST = re.compile(
     r"^\W*(please\s+)?((can|could|would) you\s+)?(please\s+)?(briefly\s+)?"
-    r"(summari[sz]e|explain|describe|outline|tell me( more)? about|give me (an? )?"
+    r"(summari[sz]e|explain|describe|outline|compare|contrast|tell me( more)? about|give me (an? )?"
     r"(short |brief |quick )?(overview|summary|rundown|description) of|"
     r"what (is|are|was|were) (the )?(main |key |core |primary )?(contributions?|ideas?|"
     r"novelty) of)\s+",

@@ -503,6 +503,25 @@ def test_a_question_naming_two_papers_gets_a_line_for_each() -> None:
     assert lines[0].startswith("- Packer: ") and lines[1].startswith("- Chart Reader: ")
 
 
+def test_a_comparison_is_answered_by_what_each_named_paper_is() -> None:
+    # Dense support too weak for a question of its own words: naming both papers, found by
+    # their titles, is the support.
+    hits = make_hits(
+        {
+            "Chart Reader: Questions About Plots": (5.0, 0.1),
+            "Alignment Probe Study": (4.0, 0.1),
+            "Packer: Compact Visual Tokens": (3.0, 0.1),
+        }
+    )
+    for question in ("Compare Chart Reader and Packer.", "How do Chart Reader and Packer differ?"):
+        answer = answer_to(question, hits, names=asked_names(question, []))
+        assert not answer.abstained
+        # Each line says what its paper is; the other paper's name does not pick its sentence.
+        assert answer.text.startswith("- Chart Reader: We present Chart Reader")
+    alone = "How do Chart Reader models differ?"
+    assert answer_to(alone, hits, names=asked_names(alone, [])).abstained
+
+
 # A several-paper answer and the question it answered: what follow-ups about "they", "the
 # second one" and "which of them" point into.
 AFTER_A_LIST = (
