@@ -122,9 +122,20 @@ _FUTURE_WORK = re.compile(
 )
 
 
-def _aside(sentence: str) -> bool:
-    """A link or future work: what the paper points to, not what it did."""
-    return bool(_URL.search(sentence) or _FUTURE_WORK.search(sentence))
+# "Is the code available?": then the link is the answer, not an aside.
+_ASKS_CODE = re.compile(
+    r"\b(code|codebase|source|github|repo|repository|implementation|open[- ]sourced?|"
+    r"released?|download)\b",
+    re.IGNORECASE,
+)
+
+
+def _aside(sentence: str, question: str = "") -> bool:
+    """A link or future work: what the paper points to, not what it did (unless the question
+    asks where its code is)."""
+    if _URL.search(sentence):
+        return not _ASKS_CODE.search(question)
+    return bool(_FUTURE_WORK.search(sentence))
 
 
 def asks_for_several(question: str) -> bool:
@@ -363,11 +374,11 @@ def _ranked_for(
     def order(ranked: tuple[float, int, str]) -> tuple[bool, bool, float, int]:
         share, position, sentence = ranked
         if about_paper:  # what the paper is first, then its own work in the abstract's order
-            return (position < own_start, _aside(sentence), -_is_contribution(sentence), position)
+            return (position < own_start, _aside(sentence, question), -_is_contribution(sentence), position)
         bonus = ANSWER_TYPE_BONUS * (share > 0 and gives(sentence)) + (
             0.05 if sentence in matched else 0.0
         )
-        return (position < own_start, _aside(sentence), -(share + bonus), position)
+        return (position < own_start, _aside(sentence, question), -(share + bonus), position)
 
     # The paper's own name picked the paper; within it, every sentence that repeats the name
     # ("The code is available at .../NAME") is no closer to the answer, so it is not counted.
@@ -493,13 +504,13 @@ def _key_sentences(
     fresh = contribution + [s for s in fresh if s not in contribution]
     weights = {t: idf(t) for t in set(stems(question)) if idf(t) > 0}
     heavy = sorted(weights.values())[len(weights) // 2] if weights else 0.0
-    own_work = [s for s in fresh if not _aside(s) and s not in background]
+    own_work = [s for s in fresh if not _aside(s, question) and s not in background]
     chosen = _other_parts(question, [fresh[0]], own_work, idf, most, part_words)
     covered = set(stems(" ".join(chosen)))
     for sentence in fresh[1:]:
         if len(chosen) >= most:
             break
-        if _aside(sentence) or sentence in background or sentence in chosen:
+        if _aside(sentence, question) or sentence in background or sentence in chosen:
             continue
         terms = set(stems(sentence))
         if any(weights.get(t, 0.0) >= heavy > 0 for t in terms - covered):

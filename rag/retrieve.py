@@ -50,9 +50,19 @@ _ELLIPSIS = re.compile(
 )
 
 
+# "Is the code available?", "What are the limitations?": what every paper has, asked of the
+# one being discussed, when the question names no other.
+_PAPER_PART = re.compile(
+    r"\bthe (code|source code|implementation|results|limitations|experiments|baselines|"
+    r"training data|data)\b",
+    re.IGNORECASE,
+)
+
+
 def needs_history(question: str, history: Sequence[Turn]) -> bool:
-    return bool(history) and any(
-        pattern.search(question) for pattern in (_ANAPHORA, PLACE_REFERENCE, _ELLIPSIS)
+    return bool(history) and (
+        any(pattern.search(question) for pattern in (_ANAPHORA, PLACE_REFERENCE, _ELLIPSIS))
+        or (bool(_PAPER_PART.search(question)) and not name_terms(question))
     )
 
 

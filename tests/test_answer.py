@@ -662,6 +662,15 @@ def test_a_follow_up_does_not_repeat_a_sentence_the_answer_showed_shortened() ->
     assert "present ClipFinder" not in follow.text
 
 
+def test_a_question_asking_for_the_code_is_answered_by_the_link() -> None:
+    hits = make_hits({"Packer: Compact Visual Tokens": (5.0, 0.6), "Training Data Notes": (1, 0.1)})
+    answer = answer_to("Where is the code of Packer released?", hits)
+    assert answer.text.startswith("The code of Packer is at github.com/x/Packer. [1]")
+    # Asked anything else, the link stays an aside.
+    other = answer_to("How does Packer cut latency?", hits).text
+    assert not other.startswith("The code")
+
+
 def test_a_sentence_announcing_a_release_is_an_aside_not_an_answer() -> None:
     from rag.answer import _aside
 

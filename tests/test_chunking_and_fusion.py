@@ -177,6 +177,10 @@ def test_follow_up_carries_the_last_exchange() -> None:
     assert needs_history("Why?", history)
     assert not needs_history("Why do vision transformers need registers?", history)
     assert not needs_history("Android apps for captioning?", history)
+    # What every paper has ("the code", "the limitations"), asked with no name of its own.
+    assert needs_history("Is the code available?", history)
+    assert needs_history("What are the limitations?", history)
+    assert not needs_history("Which paper releases the code of CLIP?", history)
     # A place in the last answer's list.
     assert needs_history("What does the second one generate?", history)
     assert needs_history("Who wrote the latter?", history)
