@@ -124,7 +124,7 @@ _FUTURE_WORK = re.compile(
 
 # "Is the code available?": then the link is the answer, not an aside.
 _ASKS_CODE = re.compile(
-    r"\b(code|codebase|source|github|repo|repository|implementation|open[- ]sourced?|"
+    r"\b(code|codebase|github|repo|repository|implementation|open[- ]sourced?|"
     r"released?|download)\b",
     re.IGNORECASE,
 )
@@ -374,7 +374,8 @@ def _ranked_for(
     def order(ranked: tuple[float, int, str]) -> tuple[bool, bool, float, int]:
         share, position, sentence = ranked
         if about_paper:  # what the paper is first, then its own work in the abstract's order
-            return (position < own_start, _aside(sentence, question), -_is_contribution(sentence), position)
+            aside = _aside(sentence, question)
+            return (position < own_start, aside, -_is_contribution(sentence), position)
         bonus = ANSWER_TYPE_BONUS * (share > 0 and gives(sentence)) + (
             0.05 if sentence in matched else 0.0
         )
@@ -590,7 +591,8 @@ def extractive_answer(
         for n, hit in enumerate(chosen, start=1):
             most = settings.line_sentences
             # A paper's line answers for that paper: the others' names are not its question.
-            ask = _line_question(question, [h for h in chosen if h is not hit]) if compares else question
+            others = [h for h in chosen if h is not hit]
+            ask = _line_question(question, others) if compares else question
             picked = _key_sentences(
                 ask, hit, lexical, said, most, part_words=settings.part_words
             ) or _key_sentences(ask, hit, lexical, set(), most, part_words=settings.part_words)

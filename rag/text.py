@@ -92,7 +92,7 @@ def stems(text: str) -> list[str]:
 # A word that names something: a capital after its first letter (TokenPacker, LLaVA, GPUs), a
 # digit (VisDial, v1.0, 3D), or a capital where a sentence does not start (Yi, Japanese).
 # A possessive is not part of the name: "Yi's context length" asks about Yi.
-_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9²³]*(?:[-.']+(?!s\b)[A-Za-z0-9²³]+)*")
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9²³]*(?:(?:[-.]|'(?!s\b))[A-Za-z0-9²³]+)*")
 _SENTENCE_START = re.compile(r"(^|[.!?:;]\s+|\n)\s*[\"'(\[]?$")
 
 
