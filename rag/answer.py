@@ -361,8 +361,8 @@ def _ranked_for(
     wants_identity = bool(_ASKS_IDENTITY.search(question))
     own_name = name_key(short_title(hit.paper.title)) if ":" in hit.paper.title else ""
 
-    def gives(sentence: str) -> bool:
-        return _gives_kind(question, sentence) or (
+    def names_the_paper(sentence: str) -> bool:
+        return (
             wants_identity
             and not _URL.search(sentence)  # a link naming the repository says nothing
             and (
@@ -370,6 +370,9 @@ def _ranked_for(
                 or bool(own_name and own_name in name_keys(sentence))
             )
         )
+
+    def gives(sentence: str) -> bool:
+        return _gives_kind(question, sentence) or names_the_paper(sentence)
 
     def order(ranked: tuple[float, int, str]) -> tuple[bool, bool, float, int]:
         share, position, sentence = ranked
@@ -397,7 +400,6 @@ def _ranked_for(
     own = [position for _, position, sentence in by_share if _OWN_WORK.search(sentence)]
     own_start = min(own, default=0) if asks_what else 0
     background = {sentence for _, position, sentence in by_share if position < own_start}
-    names_the_paper = gives if wants_identity else lambda _: False
     return sorted(by_share, key=order), idf, names_the_paper, background
 
 
@@ -501,6 +503,7 @@ def _key_sentences(
         return []
     # "Which paper ...?" is answered by what the paper is: its contribution sentence leads, when
     # it shares the question's words (in a "which papers" list, the line must say why it fits).
+    # A sentence that only gives the asked kind of thing (a name, a number) is not one.
     contribution = [s for s in fresh if names_the_paper(s) and shares[s] > 0][:1]
     fresh = contribution + [s for s in fresh if s not in contribution]
     weights = {t: idf(t) for t in set(stems(question)) if idf(t) > 0}

@@ -59,6 +59,10 @@ ABSTRACTS = {
         "questions on long clips. The strongest model, Gemini 1.5, trails human viewers. "
         "In all, 900 videos were annotated with 2,700 questions."
     ),
+    "TrailerSet: Trailers With Music": (
+        "Movie trailers mix music and video. We present TrailerSet, a collection of trailers. "
+        "In particular, (1) the music of trailers is composed for their video."
+    ),
     "Training Data Notes": (
         "Most vision models learn from web images. What a model learns from shapes its biases."
     ),
@@ -362,6 +366,14 @@ def test_the_papers_own_work_answers_before_its_background() -> None:
     statement = "visual token merging reduces the cost of multimodal models but loses detail"
     answer = answer_to(statement, hits)
     assert answer.text.startswith("Visual token merging reduces the cost")
+
+
+def test_which_paper_is_answered_by_what_it_presents_not_by_any_sentence_with_a_name() -> None:
+    hits = make_hits({"TrailerSet: Trailers With Music": (5.0, 0.6), "Training Data Notes": (1, 0.1)})
+    text = answer_to("Which paper builds a dataset of trailers with music?", hits).text
+    # "dataset" asks for a name, so "(1) the music of trailers ..." gets that bonus, but it
+    # does not say what the paper is.
+    assert text.startswith("We present TrailerSet, a collection of trailers. [1]")
 
 
 def test_a_contribution_sentence_leads_only_when_it_shares_the_question() -> None:
