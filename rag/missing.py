@@ -8,19 +8,24 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rag.text import content_words, insisted_terms, name_key, name_keys, stems
+from rag.text import content_words, insisted_terms, name_key, name_keys, spelled_out, stems
 from rag.types import Answer, Paper
 
 
 def missing_names(names: Sequence[str], paper: Paper) -> list[str]:
     """The asked names (as written) that the paper's title and abstract never mention. A
-    hyphenated name counts as mentioned when its head is ("ViT-style" by "ViT")."""
-    have = name_keys(f"{paper.title} {paper.abstract}")
+    hyphenated name counts as mentioned when its head is ("ViT-style" by "ViT"), an acronym
+    when the words it abbreviates are there ("LVLMs" by "large vision-language models")."""
+    text = f"{paper.title} {paper.abstract}"
+    have = name_keys(text)
     return [
         name
         for name in names
-        if name_key(name) not in have and name_key(re.split(r"[-.]", name)[0]) not in have
+        if name_key(name) not in have
+        and name_key(re.split(r"[-.]", name)[0]) not in have
+        and not spelled_out(name, text)
     ]
+
 
 
 def paper_stems(paper: Paper) -> set[str]:

@@ -28,6 +28,7 @@ from rag.text import (
     name_keys,
     name_terms,
     points_into_a_list,
+    spelled_out,
     without_request,
 )
 from rag.types import Hit, Turn
@@ -192,8 +193,13 @@ def named_shares(titles: dict[str, str], names: Sequence[str]) -> dict[str, floa
     carry ("CLIP") is a topic, and look-alike titles do not all get the full bonus."""
     carried = {pid: name_keys(title) for pid, title in titles.items()}
     shares: dict[str, float] = {}
-    for key in {name_key(name) for name in names}:
-        holders = [pid for pid, keys in carried.items() if key in keys]
+    for name in {name_key(name): name for name in names}.values():
+        key = name_key(name)
+        holders = [
+            pid
+            for pid, keys in carried.items()
+            if key in keys or spelled_out(name, titles[pid])  # "LVLMs": "Large ... Models"
+        ]
         for pid in holders:
             shares[pid] = shares.get(pid, 0.0) + 1.0 / (len(names) * len(holders))
     return shares

@@ -132,6 +132,16 @@ def name_keys(text: str) -> set[str]:
     return keys
 
 
+def spelled_out(name: str, text: str) -> bool:
+    """Whether `text` writes out the acronym `name` (3-6 capitals, maybe a plural "s") as
+    words with those initials: "LVLM" as "Large Vision-Language Model"."""
+    letters = re.fullmatch(r"([A-Z]{3,6})s?", name)
+    if not letters:
+        return False
+    words = r"[\s-]+".join(rf"{letter}[a-z]*" for letter in letters.group(1).lower())
+    return re.search(rf"\b{words}", text, re.IGNORECASE) is not None
+
+
 # Where a question insists on a detail: the words just before "rather than" ("for speech
 # rather than text", "speech, not text", "speech specifically") and just after
 # "mainly"/"only" ("trained only on French").

@@ -205,6 +205,9 @@ def test_missing_names_are_those_the_abstract_never_mentions() -> None:
     lexical = lexical_for([hit])
     assert support("q", hit, lexical, names).missing_names == 2 / 3
     assert support("q", hit, lexical, []).missing_names == 0.0
+    # An acronym is mentioned where its words are written out.
+    [probe] = make_hits({"Alignment Probe Study": (5.0, 0.7)})
+    assert missing_names(["FLMs", "LLMs", "VQA"], probe.paper) == ["LLMs", "VQA"]
 
 
 def test_abstains_when_both_signals_are_weak() -> None:

@@ -139,6 +139,9 @@ def test_a_title_carrying_the_asked_name_comes_first() -> None:
     # A name several candidate titles carry is a topic, not one paper: the bonus is shared.
     titles = {"a": "CLIP-MoE: Experts", "b": "Adapting CLIP", "c": "TokenPacker"}
     assert named_shares(titles, ["CLIP", "TokenPacker"]) == {"a": 0.25, "b": 0.25, "c": 0.5}
+    # A title that writes an asked acronym out carries it too: a topic, shared.
+    spelled = {"a": "Tuning Large Vision-Language Models", "b": "LVLM Probes", "c": "Graphs"}
+    assert named_shares(spelled, ["LVLMs"]) == {"a": 0.5, "b": 0.5}
 
 
 def test_name_terms_are_what_a_question_insists_on() -> None:
