@@ -27,7 +27,6 @@ def missing_names(names: Sequence[str], paper: Paper) -> list[str]:
     ]
 
 
-
 def paper_stems(paper: Paper) -> set[str]:
     """Every stem of the paper's title and abstract: computed once per cited paper."""
     return set(stems(f"{paper.title} {paper.abstract}"))
