@@ -130,11 +130,11 @@ _ASKS_CODE = re.compile(
 )
 
 
-def _aside(sentence: str, question: str = "") -> bool:
+def _aside(sentence: str, links_answer: bool = False) -> bool:
     """A link or future work: what the paper points to, not what it did (unless the question
-    asks where its code is)."""
+    asks where its code is: `links_answer`, from _ASKS_CODE)."""
     if _URL.search(sentence):
-        return not _ASKS_CODE.search(question)
+        return not links_answer
     return bool(_FUTURE_WORK.search(sentence))
 
 
@@ -359,6 +359,8 @@ def _ranked_for(
     """
     matched = " ".join(hit.evidence[:1])
     wants_identity = bool(_ASKS_IDENTITY.search(question))
+    gives_kind = _kind_test(question)
+    links_answer = bool(_ASKS_CODE.search(question))
     own_name = name_key(short_title(hit.paper.title)) if ":" in hit.paper.title else ""
 
     def names_the_paper(sentence: str) -> bool:
@@ -372,17 +374,17 @@ def _ranked_for(
         )
 
     def gives(sentence: str) -> bool:
-        return _gives_kind(question, sentence) or names_the_paper(sentence)
+        return bool(gives_kind and gives_kind(sentence)) or names_the_paper(sentence)
 
     def order(ranked: tuple[float, int, str]) -> tuple[bool, bool, float, int]:
         share, position, sentence = ranked
         if about_paper:  # what the paper is first, then its own work in the abstract's order
-            aside = _aside(sentence, question)
+            aside = _aside(sentence, links_answer)
             return (position < own_start, aside, -_is_contribution(sentence), position)
         bonus = ANSWER_TYPE_BONUS * (share > 0 and gives(sentence)) + (
             0.05 if sentence in matched else 0.0
         )
-        return (position < own_start, _aside(sentence, question), -(share + bonus), position)
+        return (position < own_start, _aside(sentence, links_answer), -(share + bonus), position)
 
     # The paper's own name picked the paper; within it, every sentence that repeats the name
     # ("The code is available at .../NAME") is no closer to the answer, so it is not counted.
@@ -407,32 +409,35 @@ def _words(sentences: Sequence[str]) -> int:
     return sum(len(concise(sentence).split()) for sentence in sentences)
 
 
-def _asks_kind(question: str) -> bool:
-    return bool(_ASKS_QUANTITY.search(question) or _ASKS_NAME.search(question))
-
-
-def _gives_number(question: str, sentence: str) -> bool:
-    """A number, and for "how many videos ..." one that counts videos ("900 videos"), not
-    a version ("Gemini 1.5") or a list item ("1) ...")."""
-    if not _HAS_DIGIT.search(sentence):
-        return False
+def _kind_test(question: str) -> Callable[[str], bool] | None:
+    """The test of whether a sentence gives the kind of thing the question asks for, or None
+    when it asks for none: a number for "how many" (for "how many videos", one that counts
+    videos: "900 videos", not a version "Gemini 1.5" or a list item "1) ..."), a name for
+    "which datasets"."""
+    wants_number = bool(_ASKS_QUANTITY.search(question))
+    wants_name = bool(_ASKS_NAME.search(question))
+    if not (wants_number or wants_name):
+        return None
     unit = _COUNTED.search(question)
-    wanted = set(stems(unit.group(1))) if unit else set()
-    if not wanted:  # "how much faster", "what accuracy": any number
-        return True
-    tokens = sentence.split()
-    return any(
-        _HAS_DIGIT.search(token) and wanted & set(stems(" ".join(tokens[at : at + 4])))
-        for at, token in enumerate(tokens)
-    )
+    counted = set(stems(unit.group(1))) if unit else set()
 
+    def gives_number(sentence: str) -> bool:
+        if not _HAS_DIGIT.search(sentence):
+            return False
+        if not counted:  # "how much faster", "what accuracy": any number
+            return True
+        tokens = sentence.split()
+        return any(
+            _HAS_DIGIT.search(token) and counted & set(stems(" ".join(tokens[at : at + 4])))
+            for at, token in enumerate(tokens)
+        )
 
-def _gives_kind(question: str, sentence: str) -> bool:
-    """The sentence gives the kind of thing the question asks for: a number for "how many",
-    a name for "which datasets"."""
-    return (bool(_ASKS_QUANTITY.search(question)) and _gives_number(question, sentence)) or (
-        bool(_ASKS_NAME.search(question)) and bool(name_terms(sentence))
-    )
+    def gives(sentence: str) -> bool:
+        return (wants_number and gives_number(sentence)) or (
+            wants_name and bool(name_terms(sentence))
+        )
+
+    return gives
 
 
 def _other_parts(
@@ -450,16 +455,22 @@ def _other_parts(
         # Its words, not those that say what kind of thing it asks ("how many").
         asked = _ASKS_QUANTITY.sub(" ", part)
         weights = {t: idf(t) for t in set(stems(asked)) if idf(t) > 0}
-        if len(chosen) >= most or not (weights or _asks_kind(part)):
+        gives_kind = _kind_test(part)
+        if len(chosen) >= most or not (weights or gives_kind):
             continue
+        total = sum(weights.values())
 
-        def share(sentence: str, weights: dict[str, float] = weights, part: str = part) -> float:
+        def share(
+            sentence: str,
+            weights: dict[str, float] = weights,
+            total: float = total,
+            gives_kind: Callable[[str], bool] | None = gives_kind,
+        ) -> float:
             have = set(stems(sentence))
-            total = sum(weights.values())
             found = sum(w for t, w in weights.items() if t in have) / total if total else 0.0
             # "... and how many videos does it have?" about Video-MME has no word but the
             # paper's own name: the kind of thing asked (a number) is all it says.
-            gives = _gives_kind(part, sentence) and (found > 0 or not total)
+            gives = bool(gives_kind and gives_kind(sentence)) and (found > 0 or not total)
             return found + ANSWER_TYPE_BONUS * gives
 
         room = part_words - _words(chosen)
@@ -508,13 +519,14 @@ def _key_sentences(
     fresh = contribution + [s for s in fresh if s not in contribution]
     weights = {t: idf(t) for t in set(stems(question)) if idf(t) > 0}
     heavy = sorted(weights.values())[len(weights) // 2] if weights else 0.0
-    own_work = [s for s in fresh if not _aside(s, question) and s not in background]
+    links_answer = bool(_ASKS_CODE.search(question))
+    own_work = [s for s in fresh if not _aside(s, links_answer) and s not in background]
     chosen = _other_parts(question, [fresh[0]], own_work, idf, most, part_words)
     covered = set(stems(" ".join(chosen)))
     for sentence in fresh[1:]:
         if len(chosen) >= most:
             break
-        if _aside(sentence, question) or sentence in background or sentence in chosen:
+        if _aside(sentence, links_answer) or sentence in background or sentence in chosen:
             continue
         terms = set(stems(sentence))
         if any(weights.get(t, 0.0) >= heavy > 0 for t in terms - covered):

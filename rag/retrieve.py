@@ -193,8 +193,7 @@ def named_shares(titles: dict[str, str], names: Sequence[str]) -> dict[str, floa
     carry ("CLIP") is a topic, and look-alike titles do not all get the full bonus."""
     carried = {pid: name_keys(title) for pid, title in titles.items()}
     shares: dict[str, float] = {}
-    for name in {name_key(name): name for name in names}.values():
-        key = name_key(name)
+    for key, name in {name_key(name): name for name in names}.items():
         holders = [
             pid
             for pid, keys in carried.items()

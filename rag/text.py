@@ -132,14 +132,22 @@ def name_keys(text: str) -> set[str]:
     return keys
 
 
-def spelled_out(name: str, text: str) -> bool:
-    """Whether `text` writes out the acronym `name` (3-6 capitals, maybe a plural "s") as
-    words with those initials: "LVLM" as "Large Vision-Language Model"."""
+@lru_cache(maxsize=256)
+def _written_out(name: str) -> re.Pattern[str] | None:
+    """The words an acronym `name` (3-6 capitals, maybe a plural "s") abbreviates, as a
+    pattern; None for any other name. Built once per name: it is tried on every title."""
     letters = re.fullmatch(r"([A-Z]{3,6})s?", name)
     if not letters:
-        return False
+        return None
     words = r"[\s-]+".join(rf"{letter}[a-z]*" for letter in letters.group(1).lower())
-    return re.search(rf"\b{words}", text, re.IGNORECASE) is not None
+    return re.compile(rf"\b{words}", re.IGNORECASE)
+
+
+def spelled_out(name: str, text: str) -> bool:
+    """Whether `text` writes out the acronym `name` as words with its initials: "LVLM" as
+    "Large Vision-Language Model"."""
+    pattern = _written_out(name)
+    return pattern is not None and pattern.search(text) is not None
 
 
 # Where a question insists on a detail: the words just before "rather than" ("for speech
