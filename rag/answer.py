@@ -153,17 +153,19 @@ class Support:
     term_coverage: float  # idf-weighted share of the question's terms it has
     missing_names: float  # share of the names the question insists on that it lacks
     dense_margin: float = 0.0  # the query's rag.retrieve.dense_margin
+    unknown_pull: float = 0.0  # how much the paper gains when the unused words are dropped
 
     def probability(self, settings: RetrievalSettings) -> float:
         """Logistic estimate that the paper answers the question (weights fitted by
         scripts/fit_retrieval.py, see docs/evaluation.md)."""
-        bias, dense, coverage, missing, margin = settings.support_weights
+        bias, dense, coverage, missing, margin, pull = settings.support_weights
         x = (
             bias
             + dense * self.dense
             + coverage * self.term_coverage
             + missing * self.missing_names
             + margin * self.dense_margin
+            + pull * self.unknown_pull
         )
         return 1.0 / (1.0 + math.exp(-x))
 
@@ -180,7 +182,7 @@ def support(
 ) -> Support:
     coverage = evidence(query, hit.paper, lexical.idf).coverage
     missing = len(missing_names(names, hit.paper)) / len(names) if names else 0.0
-    return Support(hit.dense, coverage, missing, dense_margin)
+    return Support(hit.dense, coverage, missing, dense_margin, hit.unknown_pull)
 
 
 def choose_papers(

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from rag.settings import Settings
-from rag.text import stems
+from rag.text import content_words, stems
 from rag.types import CorpusSummary, Paper
 
 # 3: with the corpus summary; 4: postings saved without bm25s's class; 5: counts such as "10M"
@@ -96,6 +96,14 @@ class LexicalIndex:
         n = len(self.ids)
         df = self.doc_freq.get(term, 0)
         return float(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))
+
+    def unknown_words(self, text: str) -> list[str]:
+        """The content words of `text` that no indexed paper uses (by stem), in order."""
+        return [
+            word
+            for word in dict.fromkeys(content_words(text))
+            if not any(stem in self.doc_freq for stem in stems(word))
+        ]
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every paper, in `ids` order."""

@@ -30,6 +30,7 @@ from rag.text import (
     points_into_a_list,
     spelled_out,
     without_request,
+    without_words,
 )
 from rag.types import Hit, Turn
 
@@ -124,6 +125,7 @@ class Signals:
     lexical_confidence: float  # how far the best BM25 score stands above the corpus (z)
     named: dict[str, float]  # share of the asked names found in the paper's title
     chunks: dict[str, list[ChunkRef]] = field(default_factory=dict)
+    unknown_pull: dict[str, float] = field(default_factory=dict)  # see HybridRetriever.signals
 
 
 def _standardize(values: np.ndarray) -> np.ndarray:
@@ -241,6 +243,7 @@ class HybridRetriever:
                 chunks[match.paper_id] = match.chunks
         paper_scores: dict[str, float] = {}
         named: dict[str, float] = {}
+        pull: dict[str, float] = {}
         if vector is not None:
             pool = list(chunk_scores.keys() | raw.keys())
             # The whole-abstract vector (mean of its chunks) sees what no single chunk says.
@@ -248,7 +251,31 @@ class HybridRetriever:
             paper_scores = {pid: float(vec @ vector) for pid, (vec, _) in stored.items()}
             if names:
                 named = named_shares({pid: title for pid, (_, title) in stored.items()}, names)
-        return Signals(chunk_scores, paper_scores, standardized, raw, confidence, named, chunks)
+            pull = self._unknown_pull(query, stored, paper_scores, timings)
+        return Signals(
+            chunk_scores, paper_scores, standardized, raw, confidence, named, chunks, pull
+        )
+
+    def _unknown_pull(
+        self,
+        query: str,
+        stored: dict[str, tuple[np.ndarray, str]],
+        paper_scores: dict[str, float],
+        timings: dict[str, float],
+    ) -> dict[str, float]:
+        """How much closer each paper's abstract vector comes to the query once the query's
+        words that no indexed paper uses are dropped. A paper that matches only when those
+        words are ignored ("watermarking", "EEG") is about something else; a paraphrase's
+        unused words ("pictures" for images) mean what the paper says, and dropping them
+        moves it away or not at all. A support feature (rag.answer.Support)."""
+        unknown = self.index.lexical.unknown_words(query)
+        rest = without_words(query, unknown)
+        if not unknown or not stored or len(rest.split()) < 2:
+            return {}
+        start = time.perf_counter()
+        reduced = np.asarray(self.index.embeddings.embed_query(rest), dtype=np.float32)
+        timings["embed"] = timings.get("embed", 0.0) + (time.perf_counter() - start) * 1000
+        return {pid: float(vec @ reduced) - paper_scores[pid] for pid, (vec, _) in stored.items()}
 
     def retrieve(
         self,
@@ -272,6 +299,7 @@ class HybridRetriever:
                 score=fused[pid],
                 dense=signals.chunk.get(pid, 0.0),
                 lexical=signals.lexical_raw.get(pid, 0.0),
+                unknown_pull=signals.unknown_pull.get(pid, 0.0),
                 evidence=chunk_texts(papers[pid].abstract, signals.chunks.get(pid, [])),
             )
             for pid in order

@@ -20,7 +20,7 @@ LEXICAL_GATE = 5.0
 LEXICAL_GATE_WIDTH = 0.5
 PAPER_WEIGHT = 0.5
 NAME_WEIGHT = 4.0
-SUPPORT_WEIGHTS = (-5.28, 12.28, 5.09, -1.84, -8.43)
+SUPPORT_WEIGHTS = (-5.9, 11.59, 5.82, -1.88, -8.32, -13.49)
 SEVERAL_MIN_SHARE = 0.2
 
 
@@ -167,10 +167,11 @@ class RetrievalSettings(BaseSettings):
         description="A paper joins a several-paper answer when its fused score is at least "
         "this share of the way from the last retrieved paper's score to the first's.",
     )
-    support_weights: tuple[float, float, float, float, float] = Field(
+    support_weights: tuple[float, float, float, float, float, float] = Field(
         default=SUPPORT_WEIGHTS,
         description="Logistic weights (bias, dense, term coverage, share of the question's names "
-        "the top paper lacks, how far the best chunk stands above the next ones) of the "
+        "the top paper lacks, how far the best chunk stands above the next ones, how much "
+        "closer the paper comes when the question's words no paper uses are dropped) of the "
         "probability that the top paper answers the question; paperchat abstains below 0.5. "
         "Fitted by scripts/fit_retrieval.py.",
     )

@@ -63,6 +63,13 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def without_words(text: str, dropped: Sequence[str]) -> str:
+    """`text` without the words (as `words` reads them) in `dropped`."""
+    drop = set(dropped)
+    kept = re.sub(r"[0-9A-Za-z]+", lambda m: "" if m.group(0).lower() in drop else m.group(0), text)
+    return " ".join(kept.split())
+
+
 def content_words(text: str) -> list[str]:
     """Lower-cased alphanumeric tokens of 3+ characters, or any number, minus stop words."""
     return [w for w in words(text) if (len(w) >= 3 or w.isdigit()) and w not in STOP_WORDS]

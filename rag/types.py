@@ -48,6 +48,7 @@ class Hit:
     dense: float = 0.0
     lexical: float = 0.0
     evidence: list[str] = field(default_factory=list)
+    unknown_pull: float = 0.0  # rag.retrieve.HybridRetriever._unknown_pull
 
 
 @dataclass

@@ -139,13 +139,20 @@ def fit_fusion(cases: list[Case], base: RetrievalSettings) -> RetrievalSettings:
 def paper_support(case: Case, pid: str) -> Support:
     index = ASSISTANTS[case.corpus].index
     paper = index.papers([pid])[pid]
-    hit = Hit(paper=paper, score=0.0, dense=case.signals.chunk.get(pid, 0.0))
+    hit = Hit(
+        paper=paper,
+        score=0.0,
+        dense=case.signals.chunk.get(pid, 0.0),
+        unknown_pull=case.signals.unknown_pull.get(pid, 0.0),
+    )
     return support(case.query, hit, index.lexical, case.names, dense_margin(case.signals.chunk))
 
 
 def features(case: Case, settings: RetrievalSettings) -> np.ndarray:
     s = paper_support(case, ranking(case, settings)[0])
-    return np.array([1.0, s.dense, s.term_coverage, s.missing_names, s.dense_margin])
+    return np.array(
+        [1.0, s.dense, s.term_coverage, s.missing_names, s.dense_margin, s.unknown_pull]
+    )
 
 
 def several_f2(cases: list[Case], settings: RetrievalSettings) -> float | None:

@@ -436,6 +436,18 @@ def test_support_weighs_how_far_the_best_chunk_stands_above_the_next() -> None:
     assert lone_match.probability(settings) < near_many.probability(settings)
 
 
+def test_support_falls_when_the_paper_matches_only_without_the_unused_words() -> None:
+    settings = RetrievalSettings()
+    plain = Support(dense=0.6, term_coverage=0.3, missing_names=0.0, dense_margin=0.1)
+    pulled = Support(0.6, 0.3, 0.0, 0.1, unknown_pull=0.1)  # "watermarking" dropped: closer
+    paraphrased = Support(0.6, 0.3, 0.0, 0.1, unknown_pull=-0.1)  # "pictures" meant images
+    # Fitted weight (docs/evaluation.md): words no paper uses that pull the question away
+    # from the paper mean it is about something else.
+    assert settings.support_weights[5] < 0
+    assert pulled.probability(settings) < plain.probability(settings)
+    assert plain.probability(settings) < paraphrased.probability(settings)
+
+
 def test_each_further_part_of_a_question_gets_the_sentence_that_answers_it() -> None:
     hits = make_hits(
         {"Chart Reader: Questions About Plots": (5.0, 0.6), "Training Data Notes": (1.0, 0.1)}

@@ -51,6 +51,9 @@ def test_regression_questions(bundled_db: Path, tmp_path: Path) -> None:
     assert "AVC-LM" in rows["r07"]["answer"]
     # A possessive name ("Yi's") is still the name: answered from Yi, not refused.
     assert "200K" in rows["r08"]["answer"]
+    # Near the corpus's topics, but matched only once the words no paper uses ("copyrighted",
+    # "federated") are ignored: refused, not answered from a neighbouring paper.
+    assert rows["r09"]["abstained"] and rows["r10"]["abstained"]
 
 
 def test_dev_set_targets(bundled_db: Path, tmp_path: Path) -> None:

@@ -241,3 +241,45 @@ def test_a_place_in_a_list_searches_with_the_exchange_that_gave_the_list() -> No
     assert "newer" not in query
     # Other follow-ups carry the last exchange, as before.
     assert contextualize("What does it measure?", history).startswith("Which one is newer?")
+
+
+class _WordEmbeddings:
+    """A bag of words as a vector: a text is close to another by the words they share."""
+
+    def embed_query(self, text: str) -> list[float]:
+        vector = np.zeros(64, dtype=np.float32)
+        for word in text.lower().split():
+            vector[sum(map(ord, word.strip("?.,"))) % 64] += 1.0
+        return (vector / (np.linalg.norm(vector) or 1.0)).tolist()
+
+
+def test_a_paper_that_matches_only_without_the_unused_words_is_pulled() -> None:
+    from rag.lexical import LexicalIndex
+    from rag.retrieve import HybridRetriever
+    from rag.text import without_words
+
+    texts = [
+        ("Diffusion", "diffusion models generate images from text prompts"),
+        ("Captions", "captioning models describe images in text"),
+    ]
+    lexical = LexicalIndex.build(["diffusion", "captions"], texts, "g")
+    question = "Which scheme watermarks images from diffusion models?"
+    # Words no indexed paper uses (by stem), not stop words or request framing.
+    assert lexical.unknown_words(question) == ["scheme", "watermarks"]
+    assert without_words(question, ["scheme", "watermarks"]) == "Which images from diffusion models?"
+
+    embeddings = _WordEmbeddings()
+    index = type("Index", (), {"lexical": lexical, "embeddings": embeddings})()
+    retriever = HybridRetriever(index, RetrievalSettings())  # type: ignore[arg-type]
+    query = np.asarray(embeddings.embed_query(question))
+    stored = {
+        pid: (np.asarray(embeddings.embed_query(" ".join(text))), title)
+        for pid, text, title in (("diffusion", texts[0], "D"), ("captions", texts[1], "C"))
+    }
+    scores = {pid: float(vec @ query) for pid, (vec, _) in stored.items()}
+    pull = retriever._unknown_pull(question, stored, scores, {})
+    # The diffusion paper matches the rest of the question: dropping the unused words
+    # brings it closer, by more than the paper that shares less of the rest.
+    assert pull["diffusion"] > pull["captions"] and pull["diffusion"] > 0.05
+    # A question every word of which some paper uses has no pull at all.
+    assert retriever._unknown_pull("Which diffusion models generate images?", stored, scores, {}) == {}
