@@ -452,7 +452,10 @@ def _other_parts(
 ) -> list[str]:
     """`chosen` plus, for each further part of the question ("..., and which datasets ...?"),
     the sentence of the paper's own work that covers most of that part's terms, when it
-    covers more of them than the chosen ones do and the answer stays within `part_words`."""
+    covers more of them than the chosen ones do and the answer stays within `part_words`
+    (0: the rule is off)."""
+    if part_words <= 0:
+        return chosen
     for part in _NEXT_PART.split(question)[1:]:
         # Its words, not those that say what kind of thing it asks ("how many").
         asked = _ASKS_QUANTITY.sub(" ", part)

@@ -23,6 +23,7 @@ from rag.index import PaperIndex
 from rag.settings import RetrievalSettings
 from rag.text import (
     PLACE_REFERENCE,
+    content_words,
     latest_list,
     name_key,
     name_keys,
@@ -270,8 +271,8 @@ class HybridRetriever:
         moves it away or not at all. A support feature (rag.answer.Support)."""
         unknown = self.index.lexical.unknown_words(query)
         rest = without_words(query, unknown)
-        if not unknown or not stored or len(rest.split()) < 2:
-            return {}
+        if not unknown or not stored or not content_words(rest):
+            return {}  # nothing unknown, or nothing else to compare with
         start = time.perf_counter()
         reduced = np.asarray(self.index.embeddings.embed_query(rest), dtype=np.float32)
         timings["embed"] = timings.get("embed", 0.0) + (time.perf_counter() - start) * 1000

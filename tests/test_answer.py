@@ -474,7 +474,7 @@ def test_a_further_part_asking_how_many_gets_the_sentence_that_counts_it() -> No
         {"Video-QB: Questions on Long Videos": (5.0, 0.6), "Training Data Notes": (1.0, 0.1)}
     )
     question = "What benchmark did Video-QB introduce, and how many videos does it have?"
-    text = answer_to(question, hits, AnswerSettings(fill_words=0)).text
+    text = answer_to(question, hits, AnswerSettings(fill_words=0, part_words=80)).text
     # The part has no word but the paper's own name and "how many": a number that counts
     # videos answers it, a version number ("Gemini 1.5") does not.
     assert "900 videos" in text and "Gemini" not in text

@@ -87,7 +87,8 @@ def test_fresh_set_targets(bundled_db: Path, tmp_path: Path) -> None:
 
 def test_holdout_set_targets(bundled_db: Path, tmp_path: Path) -> None:
     # The second set written blind: above BM25's recall, near its MRR (docs/evaluation.md).
-    _eval(bundled_db, tmp_path, "holdout", "recall@5=0.97", "mrr=0.88", "false_abstention_rate=0.05")
+    # It refuses 2 of its 34 answerable questions; the top paper of one of them is wrong.
+    _eval(bundled_db, tmp_path, "holdout", "recall@5=0.97", "mrr=0.88", "false_abstention_rate=0.06")
 
 
 def test_a_near_miss_is_flagged_or_refused(assistant: Any) -> None:

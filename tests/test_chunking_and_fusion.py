@@ -283,3 +283,5 @@ def test_a_paper_that_matches_only_without_the_unused_words_is_pulled() -> None:
     assert pull["diffusion"] > pull["captions"] and pull["diffusion"] > 0.05
     # A question every word of which some paper uses has no pull at all.
     assert retriever._unknown_pull("Which diffusion models generate images?", stored, scores, {}) == {}
+    # Nor does one with nothing left to compare once the unknown words are gone.
+    assert retriever._unknown_pull("What is Zorblax?", stored, scores, {}) == {}
