@@ -126,7 +126,7 @@ class Signals:
     lexical_confidence: float  # how far the best BM25 score stands above the corpus (z)
     named: dict[str, float]  # share of the asked names found in the paper's title
     chunks: dict[str, list[ChunkRef]] = field(default_factory=dict)
-    unknown_pull: dict[str, float] = field(default_factory=dict)  # see HybridRetriever.signals
+    unknown_pull: dict[str, float] = field(default_factory=dict)  # HybridRetriever._unknown_pull
 
 
 def _standardize(values: np.ndarray) -> np.ndarray:

@@ -213,7 +213,7 @@ class AnswerSettings(BaseSettings):
         "(a sentence beyond the first must answer another part of the question).",
     )
     part_words: int = Field(
-        default=0,
+        default=55,
         ge=0,
         le=1000,
         description='A question with several parts ("..., and which datasets ...?") gets the '

@@ -33,7 +33,7 @@ SETS = ("dev", "dev_hard", "fresh", "holdout")
 GRID = {
     "max_sentences": (2, 3),
     "fill_words": (45, 50, 55, 60, 65, 70),
-    "part_words": (0, 60, 70, 80, 90, 100),
+    "part_words": (0, 50, 55, 60, 70, 80, 90, 100),
     "line_sentences": (2, 3),
 }
 WORD_TARGET = 60
