@@ -349,11 +349,12 @@ def _is_contribution(sentence: str) -> bool:
 
 
 def _ranked_for(
-    question: str, hit: Hit, lexical: LexicalIndex
+    question: str, hit: Hit, lexical: LexicalIndex, links_answer: bool
 ) -> tuple[list[tuple[float, int, str]], Callable[[str], float], Callable[[str], bool], set[str]]:
     """The abstract's sentences in answer order, the term weights they were ranked by, the
     test of whether a sentence gives the kind of thing asked, and the background sentences
-    (before the paper's own work, for a question that does not ask why).
+    (before the paper's own work, for a question that does not ask why). `links_answer`:
+    the question asks where the code is (_ASKS_CODE), so a link is no aside.
 
     Order: the paper's own work before its background (for a question that does not ask
     why), links last, then by question-term share plus a bonus when a sentence gives the
@@ -362,7 +363,6 @@ def _ranked_for(
     matched = " ".join(hit.evidence[:1])
     wants_identity = bool(_ASKS_IDENTITY.search(question))
     gives_kind = _kind_test(question)
-    links_answer = bool(_ASKS_CODE.search(question))
     own_name = name_key(short_title(hit.paper.title)) if ":" in hit.paper.title else ""
 
     def names_the_paper(sentence: str) -> bool:
@@ -504,7 +504,8 @@ def _key_sentences(
     work: not the field's background, a link or future work. Then, while the answer stays
     within `fill_words` words, the next-best sentences of its own work fill the rest.
     """
-    ranked, idf, names_the_paper, background = _ranked_for(question, hit, lexical)
+    links_answer = bool(_ASKS_CODE.search(question))
+    ranked, idf, names_the_paper, background = _ranked_for(question, hit, lexical, links_answer)
     # An answer shows a sentence shortened (`concise`): either form counts as said.
     fresh = [
         s
@@ -524,7 +525,6 @@ def _key_sentences(
     fresh = contribution + [s for s in fresh if s not in contribution]
     weights = {t: idf(t) for t in set(stems(question)) if idf(t) > 0}
     heavy = sorted(weights.values())[len(weights) // 2] if weights else 0.0
-    links_answer = bool(_ASKS_CODE.search(question))
     own_work = [s for s in fresh if not _aside(s, links_answer) and s not in background]
     chosen = _other_parts(question, [fresh[0]], own_work, idf, most, part_words)
     covered = set(stems(" ".join(chosen)))

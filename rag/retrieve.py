@@ -270,9 +270,11 @@ class HybridRetriever:
         unused words ("pictures" for images) mean what the paper says, and dropping them
         moves it away or not at all. A support feature (rag.answer.Support)."""
         unknown = self.index.lexical.unknown_words(query)
+        if not unknown or not stored:
+            return {}
         rest = without_words(query, unknown)
-        if not unknown or not stored or not content_words(rest):
-            return {}  # nothing unknown, or nothing else to compare with
+        if not content_words(rest):
+            return {}  # nothing else to compare with
         start = time.perf_counter()
         reduced = np.asarray(self.index.embeddings.embed_query(rest), dtype=np.float32)
         timings["embed"] = timings.get("embed", 0.0) + (time.perf_counter() - start) * 1000
