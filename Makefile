@@ -29,6 +29,8 @@ eval: $(STAMP)
 	$(BIN)/paperchat eval evals/sets/dev_hard.jsonl --mode extractive --out docs/eval-report-hard
 	$(BIN)/paperchat eval evals/sets/fresh.jsonl --mode extractive --out docs/eval-report-fresh
 	$(BIN)/paperchat eval evals/sets/holdout.jsonl --mode extractive --out docs/eval-report-holdout
+	# Never fitted on: the held-out test set (docs/evaluation.md).
+	$(BIN)/paperchat eval evals/sets/unseen.jsonl --mode extractive --out docs/eval-report-unseen
 	$(BIN)/python -m evals.aclsum $(ACLSUM)
 	$(BIN)/paperchat ingest $(ACLSUM)/aclsum-corpus.jsonl --db $(ACLSUM)/db
 	$(BIN)/paperchat eval $(ACLSUM)/aclsum.jsonl --db $(ACLSUM)/db --mode extractive --out docs/eval-report-aclsum
