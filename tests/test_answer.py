@@ -256,6 +256,11 @@ def test_insisted_words_are_the_contrasted_or_restricted_ones() -> None:
         "photographs",
     ]
     assert insisted_terms("a corpus of speech, not text") == ["speech"]
+    # The modifier before ", not" is often what is insisted on: a *video* haystack.
+    assert insisted_terms("I mean a video haystack, not stitched still images.") == [
+        "video",
+        "haystack",
+    ]
     assert insisted_terms("I mean radiology specifically, not microscopy.") == ["radiology"]
     assert insisted_terms("Which method does not need labels?") == []
 
