@@ -155,18 +155,23 @@ class Support:
     dense_margin: float = 0.0  # the query's rag.retrieve.dense_margin
     unknown_pull: float = 0.0  # how much the paper gains when the unused words are dropped
 
+    def features(self) -> tuple[float, ...]:
+        """What `probability` weighs, in the order of `support_weights` (1.0 for the bias);
+        scripts/fit_retrieval.py fits the weights on exactly these."""
+        return (
+            1.0,
+            self.dense,
+            self.term_coverage,
+            self.missing_names,
+            self.dense_margin,
+            self.unknown_pull,
+        )
+
     def probability(self, settings: RetrievalSettings) -> float:
         """Logistic estimate that the paper answers the question (weights fitted by
         scripts/fit_retrieval.py, see docs/evaluation.md)."""
-        bias, dense, coverage, missing, margin, pull = settings.support_weights
-        x = (
-            bias
-            + dense * self.dense
-            + coverage * self.term_coverage
-            + missing * self.missing_names
-            + margin * self.dense_margin
-            + pull * self.unknown_pull
-        )
+        weighted = zip(settings.support_weights, self.features(), strict=True)
+        x = sum(weight * value for weight, value in weighted)
         return 1.0 / (1.0 + math.exp(-x))
 
     def answerable(self, settings: RetrievalSettings) -> bool:

@@ -63,10 +63,14 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+# The words `words` reads, found in text that is not lower-cased (so it can be kept as written).
+_WORD_AS_WRITTEN = re.compile(_WORD.pattern, re.IGNORECASE)
+
+
 def without_words(text: str, dropped: Sequence[str]) -> str:
     """`text` without the words (as `words` reads them) in `dropped`."""
     drop = set(dropped)
-    kept = re.sub(r"[0-9A-Za-z]+", lambda m: "" if m.group(0).lower() in drop else m.group(0), text)
+    kept = _WORD_AS_WRITTEN.sub(lambda m: "" if m.group(0).lower() in drop else m.group(0), text)
     return " ".join(kept.split())
 
 
@@ -146,8 +150,8 @@ def _written_out(name: str) -> re.Pattern[str] | None:
     letters = re.fullmatch(r"([A-Z]{3,6})s?", name)
     if not letters:
         return None
-    words = r"[\s-]+".join(rf"{letter}[a-z]*" for letter in letters.group(1).lower())
-    return re.compile(rf"\b{words}", re.IGNORECASE)
+    spelled = r"[\s-]+".join(rf"{letter}[a-z]*" for letter in letters.group(1).lower())
+    return re.compile(rf"\b{spelled}", re.IGNORECASE)
 
 
 def spelled_out(name: str, text: str) -> bool:

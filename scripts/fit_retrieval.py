@@ -149,10 +149,7 @@ def paper_support(case: Case, pid: str) -> Support:
 
 
 def features(case: Case, settings: RetrievalSettings) -> np.ndarray:
-    s = paper_support(case, ranking(case, settings)[0])
-    return np.array(
-        [1.0, s.dense, s.term_coverage, s.missing_names, s.dense_margin, s.unknown_pull]
-    )
+    return np.array(paper_support(case, ranking(case, settings)[0]).features())
 
 
 def several_f2(cases: list[Case], settings: RetrievalSettings) -> float | None:
@@ -231,7 +228,7 @@ def abstention_metrics(cases: list[Case], settings: RetrievalSettings) -> dict[s
 
 
 def support_p(case: Case, settings: RetrievalSettings) -> float:
-    return float(1.0 / (1.0 + np.exp(-features(case, settings) @ np.array(settings.support_weights))))
+    return paper_support(case, ranking(case, settings)[0]).probability(settings)
 
 
 def report_set(cases: list[Case], settings: RetrievalSettings) -> dict[str, object]:
