@@ -166,7 +166,7 @@ def spelled_out(name: str, text: str) -> bool:
 # "mainly"/"only" ("trained only on French").
 _INSIST_BEFORE = re.compile(
     r"((?:[\w-]+\s+){1,2})(?:rather than|instead of|as opposed to|but not|specifically)\b"
-    r"|((?:[\w-]+\s+)?[\w-]+),\s+not\b",  # "a video haystack, not ...": its modifier too
+    r"|((?:[\w-]+\s+)?[\w-]+),\s+not\b",  # "a speech corpus, not ...": its modifier too
     re.IGNORECASE,
 )
 _INSIST_AFTER = re.compile(
