@@ -469,18 +469,22 @@ def _other_parts(
         if len(chosen) >= most or not (weights or gives_kind):
             continue
         total = sum(weights.values())
+        # "... and how many videos does it have?" about Video-MME has no word but the paper's
+        # own name; "... and how much does that save?" may use only words that the paper's
+        # own work never does. The kind of thing asked (a number) is then all the part says.
+        used = set(stems(" ".join([*chosen, *own_work])))
+        only_kind = not any(t in used for t in weights)
 
         def share(
             sentence: str,
             weights: dict[str, float] = weights,
             total: float = total,
             gives_kind: Callable[[str], bool] | None = gives_kind,
+            only_kind: bool = only_kind,
         ) -> float:
             have = set(stems(sentence))
             found = sum(w for t, w in weights.items() if t in have) / total if total else 0.0
-            # "... and how many videos does it have?" about Video-MME has no word but the
-            # paper's own name: the kind of thing asked (a number) is all it says.
-            gives = bool(gives_kind and gives_kind(sentence)) and (found > 0 or not total)
+            gives = bool(gives_kind and gives_kind(sentence)) and (found > 0 or only_kind)
             return found + ANSWER_TYPE_BONUS * gives
 
         room = part_words - _words(chosen)
