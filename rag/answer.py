@@ -459,9 +459,13 @@ def _other_parts(
     the sentence of the paper's own work that covers most of that part's terms, when it
     covers more of them than the chosen ones do and the answer stays within `part_words`
     (0: the rule is off)."""
-    if part_words <= 0:
+    parts = _NEXT_PART.split(question)[1:]
+    if part_words <= 0 or not parts:
         return chosen
-    for part in _NEXT_PART.split(question)[1:]:
+    # The words the answer's sentences and the paper's own work use; the parts only add
+    # sentences of its own work, so it holds for every part.
+    used = set(stems(" ".join([*chosen, *own_work])))
+    for part in parts:
         # Its words, not those that say what kind of thing it asks ("how many").
         asked = _ASKS_QUANTITY.sub(" ", part)
         weights = {t: idf(t) for t in set(stems(asked)) if idf(t) > 0}
@@ -472,7 +476,6 @@ def _other_parts(
         # "... and how many videos does it have?" about Video-MME has no word but the paper's
         # own name; "... and how much does that save?" may use only words that the paper's
         # own work never does. The kind of thing asked (a number) is then all the part says.
-        used = set(stems(" ".join([*chosen, *own_work])))
         only_kind = not any(t in used for t in weights)
 
         def share(
