@@ -16,6 +16,7 @@ from langchain_core.embeddings import Embeddings
 
 from rag import model_files
 from rag.errors import EmbeddingError
+from rag.late_interaction import content_rows
 from rag.settings import EmbeddingSettings
 
 if TYPE_CHECKING:  # imported for real only by an ingest that uses worker processes
@@ -61,6 +62,22 @@ class TorchEncoder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def encode_tokens(self, texts: list[str], batch_size: int) -> list[np.ndarray]:
+        """Each text's content-token vectors (rag.late_interaction.content_rows)."""
+        hidden = self._model.encode(
+            texts,
+            batch_size=batch_size,
+            output_value="token_embeddings",
+            convert_to_numpy=False,
+            show_progress_bar=False,
+        )
+        limit = self._model.max_seq_length
+        ids = [self._model.tokenizer(t, truncation=True, max_length=limit)["input_ids"] for t in texts]
+        return [content_rows(i, rows.numpy()) for i, rows in zip(ids, hidden, strict=True)]
+
+    def encode_with_tokens(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.encode([text], 1)[0], self.encode_tokens([text], 1)[0]
 
 
 def _make_encoder(backend: str, threads: int, cache_dir: Path | None) -> Any:
@@ -140,6 +157,21 @@ class LocalEmbeddings(Embeddings):
         encoder = self._future(background=False).result()
         with self._lock:
             return encoder.encode(texts, self.batch_size)  # type: ignore[no-any-return]
+
+    def token_vectors(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text's content-token vectors, for late interaction (rag.late_interaction)."""
+        if not texts:
+            return []
+        encoder = self._future(background=False).result()
+        with self._lock:
+            return encoder.encode_tokens(texts, self.batch_size)  # type: ignore[no-any-return]
+
+    def query_vectors(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """A question's vector (as embed_query) and its content-token vectors (as
+        token_vectors), from one pass of the model where the backend allows."""
+        encoder = self._future(background=False).result()
+        with self._lock:
+            return encoder.encode_with_tokens(text)  # type: ignore[no-any-return]
 
     def embed_later(self, texts: list[str]) -> Future[np.ndarray]:
         """The vectors as a Future: computed by a worker inside worker_processes(), else now."""

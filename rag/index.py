@@ -11,6 +11,8 @@ A small face over the modules that do the work, one job each:
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -20,10 +22,13 @@ from rag.chunking import ChunkRef
 from rag.derived import DEFAULT_REFRESH_S, DerivedData
 from rag.embeddings import LocalEmbeddings
 from rag.ingest import Ingester, WriterLock
+from rag.late_interaction import TokenVectorCache, late_score
 from rag.lexical import LexicalIndex
 from rag.settings import Settings
 from rag.store import ChromaStore
 from rag.types import CorpusSummary, IngestReport, Paper
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,6 +70,9 @@ class PaperIndex:
         self.location = self.store.location
         self.derived = DerivedData(settings, self.store)
         self._ingester = Ingester(settings, embeddings, self.store, self.derived, self._writer)
+        self._token_vectors = TokenVectorCache(
+            embeddings.token_vectors, settings.retrieval.late_cache_papers
+        )
 
     # ---- writing -------------------------------------------------------------------
 
@@ -137,6 +145,42 @@ class PaperIndex:
 
     def papers(self, ids: Sequence[str]) -> dict[str, Paper]:
         return self.store.papers(ids)
+
+    def warm_late_vectors(self, *, background: bool) -> None:
+        """Encode every paper's token vectors for late interaction now (in a daemon thread
+        with `background`), so no question waits for them; only when they all fit the cache
+        (`retrieval.late_cache_papers`), else papers are encoded as questions reach them."""
+        retrieval = self.settings.retrieval
+
+        def encode_all() -> None:
+            if not retrieval.late_weight or self.count() > retrieval.late_cache_papers:
+                return
+            papers = list(self.all_papers())
+            for start in range(0, len(papers), 32):
+                self._token_vectors.rows(papers[start : start + 32])
+
+        if not background:
+            encode_all()
+            return
+
+        def best_effort() -> None:
+            # A warm-up that fails (the index replaced, the store gone) costs only speed:
+            # each question still encodes the papers it reaches.
+            try:
+                encode_all()
+            except Exception:  # noqa: BLE001
+                log.debug("late-interaction warm-up stopped", exc_info=True)
+
+        threading.Thread(target=best_effort, name="paperchat-late-warmup", daemon=True).start()
+
+    def late_scores(self, question: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
+        """Each paper's late-interaction score for the question's content-token vectors
+        (`LocalEmbeddings.query_vectors`; rag.late_interaction)."""
+        papers = self.papers(ids)
+        if not papers:
+            return {}
+        rows = self._token_vectors.rows(list(papers.values()))
+        return {pid: late_score(question, paper_rows) for pid, paper_rows in rows.items()}
 
     def paper_vectors(self, ids: Sequence[str]) -> dict[str, tuple[np.ndarray, str]]:
         """Whole-abstract vector and title of each paper, in one read."""

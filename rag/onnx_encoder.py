@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.late_interaction import content_rows
 from rag.model_files import MAX_MODEL_TOKENS, bundled_model_path
 
 logger = logging.getLogger(__name__)
@@ -300,25 +301,53 @@ class OnnxEncoder:
             out[batch] = vectors
         return out
 
+    def encode_tokens(self, texts: list[str], batch_size: int) -> list[np.ndarray]:
+        """Each text's content-token vectors (rag.late_interaction.content_rows)."""
+        ids = [encoding.ids for encoding in self._tokenizer.encode_batch(texts)]
+        batches = _batches([len(i) for i in ids], batch_size)
+        run = self._pool.map if len(batches) > 1 else map
+        out: list[np.ndarray] = [np.zeros((0, self.dim), dtype=np.float32)] * len(texts)
+        results = run(lambda batch: self._hidden([ids[i] for i in batch]), batches)
+        for batch, hidden in zip(batches, results, strict=True):
+            for row, i in enumerate(batch):
+                out[i] = content_rows(ids[i], hidden[row, : len(ids[i])])
+        return out
+
+    def encode_with_tokens(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """One text's vector (as `encode`) and content-token vectors, from one model pass."""
+        ids = self._tokenizer.encode(text).ids
+        hidden = self._hidden([ids])
+        return _pooled(hidden, _mask([ids]))[0], content_rows(ids, hidden[0])
+
     def _run(self, ids: list[list[int]]) -> np.ndarray:
-        width = max(len(row) for row in ids)
-        input_ids = np.zeros((len(ids), width), dtype=np.int64)
-        mask = np.zeros_like(input_ids)
+        return _pooled(self._hidden(ids), _mask(ids))
+
+    def _hidden(self, ids: list[list[int]]) -> np.ndarray:
+        """The model's last hidden state, (texts, longest, 384), padded with id 0."""
+        mask = _mask(ids)
+        input_ids = np.zeros_like(mask)
         for r, row in enumerate(ids):
             input_ids[r, : len(row)] = row
-            mask[r, : len(row)] = 1
         (hidden,) = self._session.run(
             None,
-            {
-                "input_ids": input_ids,
-                "attention_mask": mask,
-                "token_type_ids": np.zeros_like(input_ids),
-            },
+            {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(mask)},
         )
-        weights = mask[..., None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        return np.asarray(hidden)
+
+
+def _pooled(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean over each text's tokens, L2-normalised (sentence-transformers' pooling)."""
+    weights = mask[..., None].astype(np.float32)
+    pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _mask(ids: list[list[int]]) -> np.ndarray:
+    mask = np.zeros((len(ids), max(len(row) for row in ids)), dtype=np.int64)
+    for r, row in enumerate(ids):
+        mask[r, : len(row)] = 1
+    return mask
 
 
 def _batches(lengths: list[int], batch_size: int) -> list[list[int]]:

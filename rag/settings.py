@@ -15,13 +15,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MAX_QUESTION_CHARS = 2000
 # Fusion and abstention constants: see the fields below and docs/evaluation.md.
-LEXICAL_WEIGHT = 4.0
-LEXICAL_GATE = 5.0
+LEXICAL_WEIGHT = 2.0
+LEXICAL_GATE = 4.0
 LEXICAL_GATE_WIDTH = 0.5
-PAPER_WEIGHT = 0.5
+PAPER_WEIGHT = 1.0
 NAME_WEIGHT = 4.0
-SUPPORT_WEIGHTS = (-5.9, 11.59, 5.82, -1.88, -8.32, -13.49)
-SEVERAL_MIN_SHARE = 0.2
+SUPPORT_WEIGHTS = (-6.17, 11.9, 6.09, -1.76, -8.79, -13.79)
+SEVERAL_MIN_SHARE = 0.3
+LATE_WEIGHT = 2.0
+RERANK_DEPTH = 5
 
 
 def _group(prefix: str) -> SettingsConfigDict:
@@ -152,6 +154,27 @@ class RetrievalSettings(BaseSettings):
         ge=0.0,
         le=2.0,
         description="Weight of the whole-abstract vector relative to the best chunk in fusion.",
+    )
+    late_weight: float = Field(
+        default=LATE_WEIGHT,
+        ge=0.0,
+        le=16.0,
+        description="Weight of late interaction (each question word matched to the paper's "
+        "closest word in context, rag.late_interaction) when it reorders the fused ranking's "
+        "first rerank_depth papers, relative to their fused score (both standardized over "
+        "them); 0 turns it off.",
+    )
+    rerank_depth: int = Field(
+        default=RERANK_DEPTH,
+        ge=2,
+        le=40,
+        description="How many of the fused ranking's first papers late interaction reorders.",
+    )
+    late_cache_papers: int = Field(
+        default=5000,
+        ge=0,
+        description="Papers whose token vectors late interaction keeps in memory (about 100 KB "
+        "each); a paper not kept is encoded again when it reaches the reranked top.",
     )
     name_weight: float = Field(
         default=NAME_WEIGHT,

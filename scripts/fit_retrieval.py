@@ -9,7 +9,8 @@ abstention: its questions asked of the other corpus, where no paper answers them
 
 Procedure, so no constant is fitted to the dev sets alone:
 1. Every question's retrieval signals are computed once with the real index and model.
-2. Fusion constants (lexical weight and gate, paper weight) are chosen on a grid by the
+2. Fusion constants (lexical weight and gate, paper weight, and the weight and depth of the
+   late-interaction rerank) are chosen on a grid by the
    mean over the training sets (each weighing the same) of (recall@5 + MRR) / 2, less the
    shortfall against the set's best component: how far the hybrid falls below BM25 alone or
    dense alone on recall@5 or MRR, whichever is furthest behind (0 when it is ahead on
@@ -49,8 +50,8 @@ from rag.retrieve import (  # noqa: E402
     asked_names,
     contextualize,
     dense_margin,
-    fuse,
     ranked,
+    scored,
 )
 from rag.settings import RetrievalSettings, Settings  # noqa: E402
 from rag.types import Hit  # noqa: E402
@@ -60,6 +61,8 @@ GRID = {
     "lexical_gate": (4.0, 5.0, 6.0, 7.0),
     "lexical_gate_width": (0.5, 1.0),
     "paper_weight": (0.5, 1.0),
+    "late_weight": (0.0, 1.0, 2.0, 4.0),
+    "rerank_depth": (5, 10, 20),
 }
 BUNDLED_SETS = ("dev", "dev_hard", "fresh", "holdout")
 SETS = (*BUNDLED_SETS, "aclsum")
@@ -92,6 +95,10 @@ def collect(corpus: str, path: Path, fold: str, answerable: bool) -> list[Case]:
         if answerable and q.gold_titles and not gold:
             continue
         signals = assistant.retriever.signals(query, names)
+        # Late interaction for the whole pool: every depth of the grid reranks a part of it.
+        pool = signals.chunk.keys() | signals.paper.keys() | signals.lexical.keys()
+        question_tokens = assistant.index.embeddings.query_vectors(query)[1]
+        signals.late = assistant.index.late_scores(question_tokens, sorted(pool))
         gold = gold if answerable else set()
         cases.append(Case(fold, q.question, query, names, gold, signals, corpus))
     return cases
@@ -160,7 +167,7 @@ def several_f2(cases: list[Case], settings: RetrievalSettings) -> float | None:
     for case in cases:
         if not case.gold or not asks_for_several(case.question):
             continue
-        fused = fuse(case.signals, settings)
+        fused = scored(case.signals, settings)
         top = ranking(case, settings)[: settings.k]
         index = ASSISTANTS[case.corpus].index
         papers = index.papers(top)

@@ -25,6 +25,13 @@ class HashEmbeddings:
     def embed_query(self, text: str) -> list[float]:
         return self.embed_array([text])[0].tolist()  # type: ignore[no-any-return]
 
+    def token_vectors(self, texts: list[str]) -> list[np.ndarray]:
+        """One "token" per word, each the hash vector of the word."""
+        return [self.embed_array(text.split() or [""]) for text in texts]
+
+    def query_vectors(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.embed_array([text])[0], self.token_vectors([text])[0]
+
     def embed_later(self, texts: list[str]) -> Future[np.ndarray]:
         future: Future[np.ndarray] = Future()
         future.set_result(self.embed_array(texts))

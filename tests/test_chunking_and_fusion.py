@@ -120,6 +120,15 @@ def test_each_components_top_paper_keeps_a_place_in_the_first_k() -> None:
     assert ranked(signals, settings, "dense")[0] == "den"
 
 
+def test_making_room_for_one_components_top_never_pushes_out_the_others() -> None:
+    """BM25's top already sits last of the first k (a rerank may put it there); dense's top,
+    moved up into the first k, takes the place of the paper before it instead."""
+    signals = _signals({"den": 0.9}, {"lex": 9.0}, confidence=9.0)
+    fused = {"a": 5.0, "b": 4.0, "lex": 3.0, "c": 2.0, "den": 1.0}
+    order = ranked(signals, RetrievalSettings(k=3), fused=fused)
+    assert order[:3] == ["a", "lex", "den"] and order[3:] == ["b", "c"]
+
+
 def test_a_title_carrying_the_asked_name_comes_first() -> None:
     # "By what percentage does TokenPacker compress ...": a rival abstract that only
     # mentions TokenPacker scores higher on both dense and BM25; the title decides.

@@ -41,9 +41,9 @@ class PaperTools:
 
         update, close = progress_bar("Building the index")
         try:
-            self._future.set_result(
-                Assistant.open(self.settings, build_if_missing=True, on_progress=update)
-            )
+            assistant = Assistant.open(self.settings, build_if_missing=True, on_progress=update)
+            self._future.set_result(assistant)
+            assistant.index.warm_late_vectors(background=True)
         except PaperchatError as exc:
             self._future.set_exception(exc)
         except Exception as exc:  # the client sees this message, not a trace

@@ -51,6 +51,12 @@ def _open(settings: Settings) -> Any:
         close()
 
 
+def start_background_work(assistant: Any) -> None:
+    """Load the model, then encode the papers' token vectors for late interaction."""
+    assistant.index.embeddings.start_loading()
+    assistant.index.warm_late_vectors(background=True)
+
+
 def open_assistant(
     settings: Settings,
 ) -> tuple[Any, CorpusSummary | None, Callable[[], None]]:
@@ -60,11 +66,12 @@ def open_assistant(
     from rag.lexical import saved_summary
 
     if index_missing(settings):
-        return _open(settings), None, lambda: None  # it built the index: model loaded
+        assistant = _open(settings)  # it built the index: model loaded
+        return assistant, None, lambda: assistant.index.warm_late_vectors(background=True)
     summary = saved_summary(settings)
     if summary is None:
         assistant = _open(settings)
-        return assistant, None, assistant.index.embeddings.start_loading
+        return assistant, None, lambda: start_background_work(assistant)
 
     opening = RetryingOpen(lambda: _open(settings))
     return opening, summary, opening.start
@@ -109,7 +116,7 @@ class RetryingOpen:
             )
             return
         future.set_result(assistant)
-        assistant.index.embeddings.start_loading()
+        start_background_work(assistant)
 
     def result(self) -> Any:
         self.start()
