@@ -173,7 +173,7 @@ class RetrievalSettings(BaseSettings):
     late_cache_papers: int = Field(
         default=5000,
         ge=0,
-        description="Papers whose token vectors late interaction keeps in memory (about 100 KB "
+        description="Papers whose token vectors late interaction keeps in memory (about 90 KB "
         "each); a paper not kept is encoded again when it reaches the reranked top.",
     )
     name_weight: float = Field(
