@@ -156,8 +156,9 @@ class PaperIndex:
             if not retrieval.late_weight or self.count() > retrieval.late_cache_papers:
                 return
             papers = list(self.all_papers())
-            for start in range(0, len(papers), 32):
-                self._token_vectors.rows(papers[start : start + 32])
+            # In small steps: each holds the model, which a question's own pass then waits for.
+            for start in range(0, len(papers), 8):
+                self._token_vectors.rows(papers[start : start + 8])
 
         if not background:
             encode_all()
