@@ -44,7 +44,7 @@ class Hit:
     """One retrieved paper with the signals that ranked it."""
 
     paper: Paper
-    score: float
+    score: float  # rag.retrieve.scored: the fused score, the first papers' reranked
     dense: float = 0.0
     lexical: float = 0.0
     evidence: list[str] = field(default_factory=list)
