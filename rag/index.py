@@ -174,13 +174,10 @@ class PaperIndex:
 
         threading.Thread(target=best_effort, name="paperchat-late-warmup", daemon=True).start()
 
-    def late_scores(self, question: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
+    def late_scores(self, question: np.ndarray, papers: Sequence[Paper]) -> dict[str, float]:
         """Each paper's late-interaction score for the question's content-token vectors
         (`LocalEmbeddings.query_vectors`; rag.late_interaction)."""
-        papers = self.papers(ids)
-        if not papers:
-            return {}
-        rows = self._token_vectors.rows(list(papers.values()))
+        rows = self._token_vectors.rows(papers)
         return {pid: late_score(question, paper_rows) for pid, paper_rows in rows.items()}
 
     def paper_vectors(self, ids: Sequence[str]) -> dict[str, tuple[np.ndarray, str]]:

@@ -5,8 +5,9 @@ question's rare details drown in its framing; BM25 matches words exactly, so a p
 ("pictures" for "images") scores nothing. Matching each of the question's content tokens to
 the paper token closest to it in the bundled model's contextual token vectors (ColBERT's
 MaxSim, without ColBERT's training) sees both: a paraphrase finds its synonyms, a rare name
-finds itself. A paper scores by its best windows of a few sentences, not its whole text. Scored over the fused ranking's first papers only, it reorders them
-(rag.retrieve.ranked); measured leave one set out in docs/evaluation.md.
+finds itself. A paper scores by its best windows of a few sentences, not its whole text.
+Scored over the fused ranking's first papers only, it reorders them (rag.retrieve.reranked);
+measured leave one set out in docs/evaluation.md.
 
 A paper's token vectors come from one pass of the model over its title and abstract, in
 windows of a few sentences so no text is cut at the model's 256 tokens. They are computed
@@ -112,7 +113,3 @@ class TokenVectorCache:
             pid: [rows.astype(np.float32) / _INT8_SCALE for rows in windows]
             for pid, windows in found.items()
         }
-
-    def clear(self) -> None:
-        with self._lock:
-            self._rows.clear()

@@ -39,6 +39,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -290,37 +291,37 @@ class OnnxEncoder:
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         """L2-normalised mean-pooled vectors, (len(texts), 384) float32, in input order."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if not texts:
-            return out
-        ids = [encoding.ids for encoding in self._tokenizer.encode_batch(texts)]
-        batches = _batches([len(i) for i in ids], batch_size)
-        # InferenceSession.run is thread-safe and releases the GIL.
-        run = self._pool.map if len(batches) > 1 else map
-        results = run(lambda batch: self._run([ids[i] for i in batch]), batches)
-        for batch, vectors in zip(batches, results, strict=True):
-            out[batch] = vectors
+        for batch, ids, hidden in self._hidden_states(texts, batch_size):
+            out[batch] = _pooled(hidden, _mask(ids))
         return out
 
     def encode_tokens(self, texts: list[str], batch_size: int) -> list[np.ndarray]:
         """Each text's content-token vectors (rag.late_interaction.content_rows)."""
+        out: list[np.ndarray] = [np.zeros((0, self.dim), dtype=np.float32)] * len(texts)
+        for batch, ids, hidden in self._hidden_states(texts, batch_size):
+            for row, (i, text_ids) in enumerate(zip(batch, ids, strict=True)):
+                out[i] = content_rows(text_ids, hidden[row, : len(text_ids)])
+        return out
+
+    def _hidden_states(
+        self, texts: list[str], batch_size: int
+    ) -> Iterator[tuple[list[int], list[list[int]], np.ndarray]]:
+        """(indices into `texts`, their token ids, their last hidden state) per batch."""
+        if not texts:
+            return
         ids = [encoding.ids for encoding in self._tokenizer.encode_batch(texts)]
         batches = _batches([len(i) for i in ids], batch_size)
+        # InferenceSession.run is thread-safe and releases the GIL.
         run = self._pool.map if len(batches) > 1 else map
-        out: list[np.ndarray] = [np.zeros((0, self.dim), dtype=np.float32)] * len(texts)
         results = run(lambda batch: self._hidden([ids[i] for i in batch]), batches)
         for batch, hidden in zip(batches, results, strict=True):
-            for row, i in enumerate(batch):
-                out[i] = content_rows(ids[i], hidden[row, : len(ids[i])])
-        return out
+            yield batch, [ids[i] for i in batch], hidden
 
     def encode_with_tokens(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """One text's vector (as `encode`) and content-token vectors, from one model pass."""
         ids = self._tokenizer.encode(text).ids
         hidden = self._hidden([ids])
         return _pooled(hidden, _mask([ids]))[0], content_rows(ids, hidden[0])
-
-    def _run(self, ids: list[list[int]]) -> np.ndarray:
-        return _pooled(self._hidden(ids), _mask(ids))
 
     def _hidden(self, ids: list[list[int]]) -> np.ndarray:
         """The model's last hidden state, (texts, longest, 384), padded with id 0."""

@@ -33,7 +33,7 @@ from rag.text import (
     without_request,
     without_words,
 )
-from rag.types import Hit, Turn
+from rag.types import Hit, Paper, Turn
 
 # A question that leans on the conversation: a pronoun, or "this/that/the method" naming nothing.
 # A bare relative "that" ("methods that ...") is not a reference, so it does not count.
@@ -332,15 +332,18 @@ class HybridRetriever:
         signals = self.signals(query, names, mode, timings)
         t = time.perf_counter()
         fused = fuse(signals, self.settings, mode)
+        papers: dict[str, Paper] = {}
         if signals.question_tokens is not None:
             start = time.perf_counter()
             first = sorted(fused, key=lambda pid: fused[pid], reverse=True)
-            depth = self.settings.rerank_depth
-            signals.late = self.index.late_scores(signals.question_tokens, first[:depth])
-            fused = reranked(fused, signals.late, self.settings)
+            papers = self.index.papers(first[: self.settings.rerank_depth])
+            late = self.index.late_scores(signals.question_tokens, list(papers.values()))
+            signals.late = late
+            fused = reranked(fused, late, self.settings)
             timings["rerank"] = (time.perf_counter() - start) * 1000
         order = ranked(signals, self.settings, mode, fused)[: max(k, 20)]
-        papers = self.index.papers(order)
+        # The reranked papers were read already; read the others.
+        papers |= self.index.papers([pid for pid in order if pid not in papers])
         hits = [
             Hit(
                 paper=papers[pid],

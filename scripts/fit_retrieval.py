@@ -98,7 +98,8 @@ def collect(corpus: str, path: Path, fold: str, answerable: bool) -> list[Case]:
         # Late interaction for the whole pool: every depth of the grid reranks a part of it.
         pool = signals.chunk.keys() | signals.paper.keys() | signals.lexical.keys()
         question_tokens = assistant.index.embeddings.query_vectors(query)[1]
-        signals.late = assistant.index.late_scores(question_tokens, sorted(pool))
+        papers = list(assistant.index.papers(sorted(pool)).values())
+        signals.late = assistant.index.late_scores(question_tokens, papers)
         gold = gold if answerable else set()
         cases.append(Case(fold, q.question, query, names, gold, signals, corpus))
     return cases
