@@ -106,13 +106,15 @@ class Retrieval:
     dense_margin: float = 0.0  # see dense_margin()
 
 
-def dense_margin(chunk_scores: dict[str, float]) -> float:
-    """How far the best paper's chunk cosine stands above the mean of the next nine. Beside
-    the best cosine itself in the support model, it tells a question near many papers (the
-    corpus's own topics) from one whose best match is a lone outlier: the fitted weight is
-    negative (docs/evaluation.md)."""
+def dense_margin(chunk_scores: dict[str, float], cap: float) -> float:
+    """How far the best paper's chunk cosine stands above the mean of the next nine, at most
+    `cap`. Beside the best cosine itself in the support model, it tells a question near many
+    papers (the corpus's own topics) from one whose best match is a lone outlier: the fitted
+    weight is negative (docs/evaluation.md). In a small or mixed collection every paper is
+    a lone outlier, so the lead counts only up to `cap` (`retrieval.dense_margin_cap`)."""
     scores = sorted(chunk_scores.values(), reverse=True)
-    return scores[0] - float(np.mean(scores[1:10])) if len(scores) > 2 else 0.0
+    margin = scores[0] - float(np.mean(scores[1:10])) if len(scores) > 2 else 0.0
+    return min(margin, cap)
 
 
 @dataclass
@@ -357,7 +359,7 @@ class HybridRetriever:
             if pid in papers
         ]
         timings["fuse"] = (time.perf_counter() - t) * 1000
-        margin = dense_margin(signals.chunk)
+        margin = dense_margin(signals.chunk, self.settings.dense_margin_cap)
         return Retrieval(query, hits, timings, names, margin)
 
     def _lexical(

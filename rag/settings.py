@@ -20,8 +20,9 @@ LEXICAL_GATE = 4.0
 LEXICAL_GATE_WIDTH = 0.5
 PAPER_WEIGHT = 1.0
 NAME_WEIGHT = 4.0
-SUPPORT_WEIGHTS = (-6.17, 11.9, 6.09, -1.76, -8.79, -13.79)
+SUPPORT_WEIGHTS = (-5.74, 11.08, 5.82, -1.74, -8.23, -13.77)
 SEVERAL_MIN_SHARE = 0.3
+DENSE_MARGIN_CAP = 0.2
 LATE_WEIGHT = 2.0
 RERANK_DEPTH = 5
 
@@ -189,6 +190,15 @@ class RetrievalSettings(BaseSettings):
         le=1.0,
         description="A paper joins a several-paper answer when its fused score is at least "
         "this share of the way from the last retrieved paper's score to the first's.",
+    )
+    dense_margin_cap: float = Field(
+        default=DENSE_MARGIN_CAP,
+        ge=0.0,
+        le=2.0,
+        description="The support model reads the best chunk's lead over the next nine papers "
+        "up to this much: beyond it the lead says that the corpus holds few papers on the "
+        "question's topic (a small or mixed collection), not that the question is off-topic. "
+        "Chosen on small mixed corpora (docs/evaluation.md).",
     )
     support_weights: tuple[float, float, float, float, float, float] = Field(
         default=SUPPORT_WEIGHTS,

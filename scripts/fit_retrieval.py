@@ -153,7 +153,8 @@ def paper_support(case: Case, pid: str) -> Support:
         dense=case.signals.chunk.get(pid, 0.0),
         unknown_pull=case.signals.unknown_pull.get(pid, 0.0),
     )
-    return support(case.query, hit, index.lexical, case.names, dense_margin(case.signals.chunk))
+    margin = dense_margin(case.signals.chunk, RetrievalSettings().dense_margin_cap)
+    return support(case.query, hit, index.lexical, case.names, margin)
 
 
 def features(case: Case, settings: RetrievalSettings) -> np.ndarray:
@@ -176,7 +177,7 @@ def several_f2(cases: list[Case], settings: RetrievalSettings) -> float | None:
             Hit(paper=papers[pid], score=fused[pid], dense=case.signals.chunk.get(pid, 0.0))
             for pid in top
         ]
-        margin = dense_margin(case.signals.chunk)
+        margin = dense_margin(case.signals.chunk, RetrievalSettings().dense_margin_cap)
         chosen = [
             hit.paper.id
             for hit in choose_papers(
@@ -223,12 +224,17 @@ def fit_abstention(cases: list[Case], settings: RetrievalSettings) -> tuple[floa
     return tuple(round(float(b), 2) for b in beta)
 
 
-def abstention_metrics(cases: list[Case], settings: RetrievalSettings) -> dict[str, float]:
+def abstention_metrics(cases: list[Case], settings: RetrievalSettings) -> dict[str, float | int | None]:
     answers = [support_p(c, settings) >= 0.5 for c in cases]
     pos = [a for a, c in zip(answers, cases, strict=True) if c.gold]
     neg = [a for a, c in zip(answers, cases, strict=True) if not c.gold]
+    # The set's own unanswerable questions, asked of the corpus its answerable ones are.
+    own = {c.corpus for c in cases if c.gold}
+    near = [a for a, c in zip(answers, cases, strict=True) if not c.gold and c.corpus in own]
     return {
         "abstention_accuracy": round(1 - float(np.mean(neg)), 3) if neg else float("nan"),
+        "near_misses_refused": round(1 - float(np.mean(near)), 3) if near else None,
+        "near_misses": len(near),
         "false_abstention_rate": round(1 - float(np.mean(pos)), 3) if pos else float("nan"),
         "unanswerable": len(neg),
         "answerable": len(pos),

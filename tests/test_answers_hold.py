@@ -127,3 +127,64 @@ def test_follow_ups_about_a_place_in_the_list_and_about_the_record(assistant: An
     record = assistant.ask("Who wrote the latter?", history, mode="extractive")
     # The bundled listings carry no authors: said, not answered with abstract sentences.
     assert record.text.startswith(f"The index has no author list for {listed[1]}")
+
+
+SMALL_COLLECTION = [
+    (
+        "Gradient Tides: Training Sparse Transformers with Tidal Learning Rates",
+        "We propose tidal learning rates for sparse transformers. The schedule oscillates with "
+        "the layer depth and cuts training time by 31% on WMT14.",
+    ),
+    (
+        "Granite Graphs: Message Passing over Rock Fracture Networks",
+        "We model rock fractures as graphs and predict permeability with message passing "
+        "neural networks, reducing error by 12%.",
+    ),
+    (
+        "Quiet Queues: Low-Latency Scheduling for Serverless Functions",
+        "We schedule serverless functions with a learned queue model that lowers tail latency "
+        "by 40% on production traces.",
+    ),
+    (
+        "Leaf Lens: Detecting Crop Disease from Smartphone Photos",
+        "We collect 20,000 smartphone photos of cassava leaves labelled by agronomists and "
+        "train a lightweight convolutional network that detects four diseases with 91% "
+        "accuracy on a phone.",
+    ),
+    (
+        "Courtroom Summaries: Abstractive Summarization of Legal Judgments",
+        "We release a dataset of 7,000 court judgments paired with expert-written summaries and "
+        "show that a long-document transformer outperforms extractive baselines by 4 ROUGE "
+        "points.",
+    ),
+]
+
+
+def test_a_small_collection_of_several_fields_answers_what_its_papers_say(
+    embeddings: Any, tmp_path: Path
+) -> None:
+    """Five papers of five fields: each stands far above the rest for its own questions, which
+    the support model (fitted on two one-field corpora) read as a lone outlier and refused
+    ("Which paper speeds up training ...?", "How many judgments ...?") before the lead over
+    the next papers was capped (retrieval.dense_margin_cap, docs/evaluation.md)."""
+    from rag.pipeline import Assistant
+    from rag.settings import Settings
+
+    corpus = tmp_path / "mine.jsonl"
+    rows = [{"title": title, "abstract": abstract} for title, abstract in SMALL_COLLECTION]
+    corpus.write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data", db_dir=tmp_path / "db")
+    Assistant.create(settings, embeddings).ingest([corpus])
+    assistant = Assistant.open(settings, embeddings=embeddings)
+    questions = {
+        "How do they predict permeability of rock fractures?": "Granite Graphs",
+        "Which model detects diseases in cassava leaves from phone pictures?": "Leaf Lens",
+        "Is there a dataset of court rulings with summaries?": "Courtroom Summaries",
+        "How much does the learned queue lower tail latency?": "Quiet Queues",
+        "Which paper speeds up training of sparse transformers?": "Gradient Tides",
+        "How many judgments are in the legal dataset?": "Courtroom Summaries",
+    }
+    for question, title in questions.items():
+        answer = assistant.ask(question, mode="extractive")
+        assert not answer.abstained, question
+        assert [c.title.split(":")[0] for c in answer.citations] == [title], question
