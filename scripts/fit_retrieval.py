@@ -16,8 +16,9 @@ Procedure, so no constant is fitted to the dev sets alone:
    dense alone on recall@5 or MRR, whichever is furthest behind (0 when it is ahead on
    both). The requirement is to never lose to its own parts; the mean alone chose settings
    that lost MRR to BM25 on a held-out set while winning on average (docs/evaluation.md).
-3. Abstention weights are a logistic regression on the top paper's signals, each
-   (set, answerable?) group weighing the same; then the bias is raised until the training
+3. Abstention weights are a logistic regression on the top paper's signals (the dense
+   margin read up to retrieval.dense_margin_cap, which scripts/small_corpora.py measures),
+   each (set, answerable?) group weighing the same; then the bias is raised until the training
    sets' mean false-abstention rate is within FALSE_ABSTENTION_BUDGET (refusing a question
    the papers answer costs a user more than a flagged weak answer).
    Several-paper answers: the share of the way from the k-th paper's fused score to the top
