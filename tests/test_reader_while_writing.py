@@ -44,11 +44,15 @@ def test_a_failed_open_is_retried_not_cached() -> None:
     attempts: list[int] = []
 
     class Opened:
-        class index:  # noqa: N801 -- shaped like Assistant.index.embeddings
+        class index:  # noqa: N801 -- shaped like Assistant.index
             class embeddings:  # noqa: N801
                 @staticmethod
                 def start_loading() -> None:
                     pass
+
+            @staticmethod
+            def warm_late_vectors(*, background: bool) -> None:
+                pass
 
     def opener() -> Any:
         attempts.append(1)
