@@ -9,7 +9,7 @@ from the bundled papers and ACLSum's (5, 10, 20 and 60 papers, half of each; 10 
 30 bundled), asks every single-paper question of the sets (dev, dev_hard, fresh, holdout,
 every third ACLSum summary) whose paper is in the collection, and a quarter of the others,
 whose paper is not; with the current settings (environment variables apply, e.g.
-PAPERCHAT_RETRIEVAL_DENSE_MARGIN_CAP=9 for no cap). It reports per collection the answerable
+PAPERCHAT_RETRIEVAL_DENSE_MARGIN_CAP=2 for no cap: a lead of cosines never exceeds 2). It reports per collection the answerable
 questions refused (false refusals) and the others refused. Indexes are kept under --work
 and reused.
 """
@@ -60,6 +60,14 @@ def main() -> int:
     args = parser.parse_args()
     root = Path(__file__).resolve().parents[1]
     aclsum_set = args.aclsum_set or args.aclsum_corpus.with_name("aclsum.jsonl")
+    for path in (args.aclsum_corpus, aclsum_set):
+        if not path.is_file():
+            print(
+                f"small_corpora: no {path}; `make eval` (or `python -m evals.aclsum "
+                f"{path.parent}`) writes ACLSum's corpus and set there",
+                file=sys.stderr,
+            )
+            return 2
     template = Settings().corpus.search_url_template
     bundled, _ = load_corpus(None, template)
     aclsum, _ = load_corpus([args.aclsum_corpus], template)
