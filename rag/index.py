@@ -73,6 +73,7 @@ class PaperIndex:
         self._token_vectors = TokenVectorCache(
             embeddings.token_vectors, settings.retrieval.late_cache_papers
         )
+        self._warm_up_started = threading.Lock()  # held for good once a warm-up thread starts
 
     # ---- writing -------------------------------------------------------------------
 
@@ -148,7 +149,8 @@ class PaperIndex:
 
     def warm_late_vectors(self, *, background: bool) -> None:
         """Encode every paper's token vectors for late interaction now (in a daemon thread
-        with `background`), so no question waits for them; only when they all fit the cache
+        with `background`, started once per index however often the web page loads), so no
+        question waits for them; only when they all fit the cache
         (`retrieval.late_cache_papers`), else papers are encoded as questions reach them."""
         retrieval = self.settings.retrieval
 
@@ -163,6 +165,8 @@ class PaperIndex:
         if not background:
             encode_all()
             return
+        if not self._warm_up_started.acquire(blocking=False):
+            return  # a second thread would only encode the same papers beside the first
 
         def best_effort() -> None:
             # A warm-up that fails (the index replaced, the store gone) costs only speed:

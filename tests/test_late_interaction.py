@@ -3,12 +3,18 @@ then the real bundled model matching a paraphrase word by word."""
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import numpy as np
 import pytest
+from fakes import HashEmbeddings
 
+from rag.corpus import load_corpus
+from rag.index import PaperIndex
 from rag.late_interaction import TokenVectorCache, late_score, paper_windows, window_score
 from rag.retrieve import reranked
-from rag.settings import RetrievalSettings
+from rag.settings import RetrievalSettings, Settings
 from rag.types import Paper
 
 
@@ -102,3 +108,24 @@ def test_the_real_model_matches_a_paraphrase_word_by_word(embeddings) -> None:  
     question = embeddings.token_vectors(["Which work matches pictures with sentences?"])[0]
     assert question.shape[1] == 384 and len(question) >= 3  # content tokens only
     assert late_score(question, rows["fit"]) > late_score(question, rows["other"])
+
+
+def test_the_background_warm_up_starts_once_however_often_it_is_asked(tmp_path: Path) -> None:
+    """The web page asks on every load: a second thread would encode the same papers again."""
+    encoded: list[str] = []
+
+    class Counting(HashEmbeddings):
+        def token_vectors(self, texts: list[str]) -> list[np.ndarray]:
+            encoded.extend(texts)
+            return super().token_vectors(texts)
+
+    settings = Settings(data_dir=tmp_path, db_dir=tmp_path / "db")
+    papers = load_corpus(None, settings.corpus.search_url_template)[0][:5]
+    index = PaperIndex(settings, Counting(), create=True)  # type: ignore[arg-type]
+    index.ingest(papers)
+    for _ in range(3):
+        index.warm_late_vectors(background=True)
+    for thread in threading.enumerate():
+        if thread.name == "paperchat-late-warmup":
+            thread.join()
+    assert len(encoded) == sum(len(paper_windows(p)) for p in papers)
