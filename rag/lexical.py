@@ -105,6 +105,25 @@ class LexicalIndex:
             if not any(stem in self.doc_freq for stem in stems(word))
         ]
 
+    def coverage(self, query: str, paper_id: str) -> float:
+        """Idf-weighted share of the query's terms that the paper's title and abstract use
+        (as rag.citations.evidence's coverage, read from the postings); 1.0 for a query
+        without terms."""
+        weights = {term: self.idf(term) for term in set(stems(query))}
+        total = sum(weights.values())
+        row = self.positions.get(paper_id)
+        if not total or row is None:
+            return 1.0 if not total else 0.0
+        vocab, matrix = self._bm25.vocab_dict, self._bm25.scores
+        indptr, indices = matrix["indptr"], matrix["indices"]
+        found = sum(
+            weight
+            for term, weight in weights.items()
+            if term in vocab
+            and np.any(indices[indptr[vocab[term]] : indptr[vocab[term] + 1]] == row)
+        )
+        return float(found / total)
+
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every paper, in `ids` order."""
         vocab = self._bm25.vocab_dict

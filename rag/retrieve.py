@@ -129,6 +129,8 @@ class Signals:
     named: dict[str, float]  # share of the asked names found in the paper's title
     chunks: dict[str, list[ChunkRef]] = field(default_factory=dict)
     unknown_pull: dict[str, float] = field(default_factory=dict)  # HybridRetriever._unknown_pull
+    # The idf-weighted share of the query's terms that BM25's top paper uses (lexical_weight).
+    lexical_coverage: float = 1.0
     # rag.late_interaction's score of (at least) the fused ranking's first rerank_depth papers,
     # and the question's content-token vectors it is computed from.
     late: dict[str, float] = field(default_factory=dict)
@@ -140,9 +142,17 @@ def _standardize(values: np.ndarray) -> np.ndarray:
     return (values - float(values.mean())) / (spread or 1.0)
 
 
-def lexical_weight(confidence: float, settings: RetrievalSettings) -> float:
-    """BM25's weight for a query whose best BM25 score stands `confidence` z above the corpus."""
-    gate = (confidence - settings.lexical_gate) / settings.lexical_gate_width
+def lexical_weight(confidence: float, coverage: float, settings: RetrievalSettings) -> float:
+    """BM25's weight for a query whose best BM25 score stands `confidence` z above the corpus
+    and whose top BM25 paper uses `coverage` of its terms (idf-weighted).
+
+    The confidence counts only as far as that paper covers the question
+    (confidence * coverage ** lexical_coverage_power): a z over the whole corpus grows
+    with a corpus that mixes fields, where any paper of the question's field stands out,
+    but a paraphrase's words stay mostly absent from the paper BM25 puts first.
+    """
+    evidence = confidence * max(coverage, 0.0) ** settings.lexical_coverage_power
+    gate = (evidence - settings.lexical_gate) / settings.lexical_gate_width
     return settings.lexical_weight / (1.0 + math.exp(-gate))
 
 
@@ -162,7 +172,7 @@ def fuse(signals: Signals, settings: RetrievalSettings, mode: str = "hybrid") ->
             floor = min(scores.values())
             fused += weight * _standardize(np.array([scores.get(i, floor) for i in ids]))
     if mode == "hybrid":
-        weight = lexical_weight(signals.lexical_confidence, settings)
+        weight = lexical_weight(signals.lexical_confidence, signals.lexical_coverage, settings)
         fused += weight * np.array([signals.lexical.get(i, 0.0) for i in ids])
         fused += settings.name_weight * np.array([signals.named.get(i, 0.0) for i in ids])
     return dict(zip(ids, fused.tolist(), strict=True))
@@ -272,6 +282,8 @@ class HybridRetriever:
             timings["dense"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         raw, standardized, confidence = self._lexical(query, extra=chunk_scores)
+        top_lexical = max(raw, key=lambda pid: raw[pid]) if raw else None
+        coverage = self.index.lexical.coverage(query, top_lexical) if top_lexical else 0.0
         if mode == "dense":
             raw, standardized = {pid: raw.get(pid, 0.0) for pid in chunk_scores}, {}
         timings["lexical"] = (time.perf_counter() - t) * 1000
@@ -294,7 +306,7 @@ class HybridRetriever:
             pull = self._unknown_pull(query, stored, paper_scores, timings)
         return Signals(
             chunk_scores, paper_scores, standardized, raw, confidence, named, chunks, pull,
-            question_tokens=tokens,
+            lexical_coverage=coverage, question_tokens=tokens,
         )
 
     def _unknown_pull(

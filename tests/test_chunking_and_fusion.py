@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from rag.chunking import chunk_input, chunk_paper, chunk_texts
 from rag.corpus import load_corpus
@@ -90,7 +91,7 @@ def test_fusion_keeps_a_confident_dense_hit_when_bm25_has_nothing_distinctive() 
     dense = {"right": 0.80, "b": 0.45, "c": 0.44, "d": 0.43, "e": 0.42}
     lexical = {"right": 0.1, "b": 1.5, "c": 2.0, "d": 0.2, "e": 0.1}
     settings = RetrievalSettings()
-    assert lexical_weight(2.0, settings) < 0.1 * settings.lexical_weight
+    assert lexical_weight(2.0, 1.0, settings) < 0.1 * settings.lexical_weight
     assert _top(fuse(_signals(dense, lexical, confidence=2.0), settings)) == "right"
 
 
@@ -99,7 +100,7 @@ def test_fusion_follows_bm25_when_one_paper_stands_far_above_the_corpus() -> Non
     dense = {"a": 0.52, "b": 0.50, "c": 0.49}
     lexical = {"a": 0.5, "b": 9.0, "c": 0.3}
     settings = RetrievalSettings()
-    assert lexical_weight(9.0, settings) > 0.9 * settings.lexical_weight
+    assert lexical_weight(9.0, 1.0, settings) > 0.9 * settings.lexical_weight
     fused = fuse(_signals(dense, lexical, confidence=9.0), settings)
     assert _top(fused) == "b" and set(fused) == {"a", "b", "c"}
 
@@ -217,6 +218,45 @@ def test_bm25_scores_equal_bm25s_own_scoring() -> None:
         terms = [t for t in stems(query) if t in vocab]
         expected = lexical._bm25.get_scores(terms) if terms else np.zeros(len(papers))
         np.testing.assert_allclose(lexical.scores(query), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_coverage_from_the_postings_equals_the_evidence_rule() -> None:
+    # The gate reads the coverage of BM25's top paper from the postings: it must be
+    # rag.citations.evidence's coverage (one rule), unknown and repeated terms included.
+    from rag.citations import evidence
+    from rag.lexical import LexicalIndex
+
+    papers, _ = load_corpus(None, "{query}")
+    lexical = LexicalIndex.build(
+        [p.id for p in papers], [(p.title, p.abstract) for p in papers], "g"
+    )
+    queries = (
+        "How many tokens was Yi pretrained on?",
+        "pictures of folks showing feelings, pictures again",
+        "zzzz qqqq",
+        "the of and",
+    )
+    for paper in papers[:25]:
+        for query in queries:
+            expected = evidence(query, paper, lexical.idf).coverage
+            assert lexical.coverage(query, paper.id) == pytest.approx(expected)
+    assert lexical.coverage("visual tokens", "no such paper") == 0.0
+
+
+def test_a_confident_bm25_top_that_lacks_the_questions_words_gets_little_weight() -> None:
+    # In a corpus that mixes fields, a paraphrase's BM25 top stands far above the corpus
+    # (every paper of its field does) while using few of its words: dense decides. The same
+    # confidence with the question's words all in that paper is a keyword question.
+    settings = RetrievalSettings()
+    assert lexical_weight(9.0, 0.1, settings) < 0.1 * settings.lexical_weight
+    assert lexical_weight(9.0, 0.9, settings) > 0.9 * settings.lexical_weight
+    dense = {"right": 0.80, "b": 0.45, "c": 0.44}
+    lexical = {"right": 0.1, "b": 1.5, "c": 9.0}
+    paraphrase = _signals(dense, lexical, confidence=9.0)
+    paraphrase.lexical_coverage = 0.1
+    assert _top(fuse(paraphrase, settings)) == "right"
+    paraphrase.lexical_coverage = 0.9
+    assert _top(fuse(paraphrase, settings)) == "c"
 
 
 def test_counts_match_written_either_way() -> None:
