@@ -110,9 +110,13 @@ _OPENER = re.compile(
 )
 _URL = re.compile(
     r"https?://|\bgithub\b|\bavailable at\b"
-    # "All the details and codes will be open-sourced.": a release, with or without a link.
-    r"|\b(our|the|all( the)?) (code|codes|data|dataset|models?|weights|details|benchmark)\b"
-    r"[^.]{0,40}\b(is|are|will be)( made)? (publicly available|open-sourced|released)\b",
+    # "All the details and codes will be open-sourced.", "Both the source code and the training
+    # dataset of X will be made publicly available.", "We make our code, data, and models
+    # publicly available.": a release, with or without a link.
+    r"|\b(our|the|all( the)?) ((source|training) )?(code|codes|data|dataset|models?|weights|"
+    r"details|benchmark)\b[^.]{0,40}\b(is|are|will be)( made)? (publicly available|"
+    r"open-sourced|released)\b"
+    r"|\b(make|makes|made) (our|the|all)\b[^.]{0,60}\bpublicly available\b",
     re.I,
 )
 # What the paper leaves to others says nothing of what it did.

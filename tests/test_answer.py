@@ -726,6 +726,12 @@ def test_a_sentence_announcing_a_release_is_an_aside_not_an_answer() -> None:
 
     assert _aside("All the details and codes will be open-sourced.")
     assert _aside("Our data and models are publicly available.")
+    assert _aside(
+        "Both the source code and the training dataset of Parrot will be made publicly available."
+    )
+    assert _aside("We make our code, data, and pretrained models publicly available.")
+    # A new dataset made available is the paper's work, not a link.
+    assert not _aside("We present and make publicly available a new dataset of dark web pages.")
     # What others released is content: a reason, not this paper's link.
     assert not _aside(
         "Since the pre-trained weights are publicly available for many LLMs, we adapt one."
