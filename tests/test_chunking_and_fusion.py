@@ -86,13 +86,15 @@ def _top(fused: dict[str, float]) -> str:
 
 
 def test_fusion_keeps_a_confident_dense_hit_when_bm25_has_nothing_distinctive() -> None:
-    # A paraphrase: no paper's BM25 stands out (confidence 2 z), so BM25's favourite "c"
-    # must not beat the paper the dense model is sure about.
+    # A paraphrase: no paper's BM25 stands out (confidence 2 z) and BM25's favourite "c" has
+    # few of its words, so "c" must not beat the paper the dense model is sure about.
     dense = {"right": 0.80, "b": 0.45, "c": 0.44, "d": 0.43, "e": 0.42}
     lexical = {"right": 0.1, "b": 1.5, "c": 2.0, "d": 0.2, "e": 0.1}
     settings = RetrievalSettings()
-    assert lexical_weight(2.0, 1.0, settings) < 0.1 * settings.lexical_weight
-    assert _top(fuse(_signals(dense, lexical, confidence=2.0), settings)) == "right"
+    assert lexical_weight(2.0, 0.3, settings) < 0.1 * settings.lexical_weight
+    paraphrase = _signals(dense, lexical, confidence=2.0)
+    paraphrase.lexical_coverage = 0.3
+    assert _top(fuse(paraphrase, settings)) == "right"
 
 
 def test_fusion_follows_bm25_when_one_paper_stands_far_above_the_corpus() -> None:
@@ -248,11 +250,11 @@ def test_a_confident_bm25_top_that_lacks_the_questions_words_gets_little_weight(
     # (every paper of its field does) while using few of its words: dense decides. The same
     # confidence with the question's words all in that paper is a keyword question.
     settings = RetrievalSettings()
-    assert lexical_weight(9.0, 0.1, settings) < 0.1 * settings.lexical_weight
-    assert lexical_weight(9.0, 0.9, settings) > 0.9 * settings.lexical_weight
+    assert lexical_weight(6.0, 0.1, settings) < 0.25 * settings.lexical_weight
+    assert lexical_weight(6.0, 0.9, settings) > 0.9 * settings.lexical_weight
     dense = {"right": 0.80, "b": 0.45, "c": 0.44}
-    lexical = {"right": 0.1, "b": 1.5, "c": 9.0}
-    paraphrase = _signals(dense, lexical, confidence=9.0)
+    lexical = {"right": 0.1, "b": 1.5, "c": 6.0}
+    paraphrase = _signals(dense, lexical, confidence=6.0)
     paraphrase.lexical_coverage = 0.1
     assert _top(fuse(paraphrase, settings)) == "right"
     paraphrase.lexical_coverage = 0.9

@@ -46,6 +46,7 @@ def test_shortfall_is_how_far_the_hybrid_trails_its_best_component() -> None:
         dense={"a": 0.9, "b": 0.8, "g": 0.7, "c": 0.1, "d": 0.0},
         bm25={"g": 2.0, "a": 1.0, "b": 0.5, "c": 0.0, "d": 0.0},
     )
+    case.signals.lexical_coverage = 0.3  # its top paper has few of the question's words
     hybrid = fit.retrieval_metrics([case], settings)
     assert hybrid == (1.0, 1 / 3)
     # BM25 alone has MRR 1: the hybrid trails it by 2/3 there, and by nothing on recall@5.
