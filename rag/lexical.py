@@ -111,9 +111,11 @@ class LexicalIndex:
         without terms."""
         weights = {term: self.idf(term) for term in set(stems(query))}
         total = sum(weights.values())
+        if not total:
+            return 1.0
         row = self.positions.get(paper_id)
-        if not total or row is None:
-            return 1.0 if not total else 0.0
+        if row is None:
+            return 0.0
         vocab, matrix = self._bm25.vocab_dict, self._bm25.scores
         indptr, indices = matrix["indptr"], matrix["indices"]
         found = sum(
