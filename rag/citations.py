@@ -42,6 +42,17 @@ def ranked_sentences(claim: str, paper: Paper, idf: Idf | None = None) -> list[t
     return sorted(ranked, key=lambda r: (-r[0], r[1]))
 
 
+def term_coverage(claim: str, has: Callable[[str], bool], idf: Idf | None = None) -> float:
+    """Idf-weighted share of the claim's terms (stems) that `has`: the coverage rule, for a
+    paper's text (`evidence`) or its BM25 postings (`LexicalIndex.coverage`). A claim with no
+    checkable words counts as fully covered."""
+    weights = _weights(claim, idf)
+    if not weights:
+        return 1.0
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if has(t)) / total if total else 0.0
+
+
 def evidence(claim: str, paper: Paper, idf: Idf | None = None) -> Evidence:
     """The sentence of `paper` that best backs `claim`, and how much of the claim it covers.
 
@@ -53,9 +64,7 @@ def evidence(claim: str, paper: Paper, idf: Idf | None = None) -> Evidence:
     if not weights:
         return Evidence(sentence, 1.0, 1.0)
     have = set(stems(f"{paper.title} {paper.abstract}"))
-    total = sum(weights.values())
-    coverage = sum(w for t, w in weights.items() if t in have) / total if total else 0.0
-    return Evidence(sentence, share, coverage)
+    return Evidence(sentence, share, term_coverage(claim, have.__contains__, idf))
 
 
 def citation_for(

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from rag.citations import term_coverage
 from rag.settings import Settings
 from rag.text import content_words, stems
 from rag.types import CorpusSummary, Paper
@@ -106,25 +107,19 @@ class LexicalIndex:
         ]
 
     def coverage(self, query: str, paper_id: str) -> float:
-        """Idf-weighted share of the query's terms that the paper's title and abstract use
-        (as rag.citations.evidence's coverage, read from the postings); 1.0 for a query
-        without terms."""
-        weights = {term: self.idf(term) for term in set(stems(query))}
-        total = sum(weights.values())
-        if not total:
-            return 1.0
+        """rag.citations.term_coverage of the query for the paper's title and abstract, read
+        from the postings (no read of the paper); 0.0 for a paper not indexed."""
         row = self.positions.get(paper_id)
-        if row is None:
-            return 0.0
         vocab, matrix = self._bm25.vocab_dict, self._bm25.scores
         indptr, indices = matrix["indptr"], matrix["indices"]
-        found = sum(
-            weight
-            for term, weight in weights.items()
-            if term in vocab
-            and np.any(indices[indptr[vocab[term]] : indptr[vocab[term] + 1]] == row)
-        )
-        return float(found / total)
+
+        def uses(term: str) -> bool:
+            column = vocab.get(term)
+            if row is None or column is None:
+                return False
+            return bool(np.any(indices[indptr[column] : indptr[column + 1]] == row))
+
+        return term_coverage(query, uses, self.idf)
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every paper, in `ids` order."""

@@ -151,7 +151,7 @@ def fit_fusion(cases: list[Case], base: RetrievalSettings) -> RetrievalSettings:
     return best
 
 
-def paper_support(case: Case, pid: str) -> Support:
+def paper_support(case: Case, pid: str, settings: RetrievalSettings) -> Support:
     index = ASSISTANTS[case.corpus].index
     paper = index.papers([pid])[pid]
     hit = Hit(
@@ -160,12 +160,12 @@ def paper_support(case: Case, pid: str) -> Support:
         dense=case.signals.chunk.get(pid, 0.0),
         unknown_pull=case.signals.unknown_pull.get(pid, 0.0),
     )
-    margin = dense_margin(case.signals.chunk, RetrievalSettings().dense_margin_cap)
+    margin = dense_margin(case.signals.chunk, settings.dense_margin_cap)
     return support(case.query, hit, index.lexical, case.names, margin)
 
 
 def features(case: Case, settings: RetrievalSettings) -> np.ndarray:
-    return np.array(paper_support(case, ranking(case, settings)[0]).features())
+    return np.array(paper_support(case, ranking(case, settings)[0], settings).features())
 
 
 def several_f2(cases: list[Case], settings: RetrievalSettings) -> float | None:
@@ -184,7 +184,7 @@ def several_f2(cases: list[Case], settings: RetrievalSettings) -> float | None:
             Hit(paper=papers[pid], score=fused[pid], dense=case.signals.chunk.get(pid, 0.0))
             for pid in top
         ]
-        margin = dense_margin(case.signals.chunk, RetrievalSettings().dense_margin_cap)
+        margin = dense_margin(case.signals.chunk, settings.dense_margin_cap)
         chosen = [
             hit.paper.id
             for hit in choose_papers(
@@ -249,7 +249,7 @@ def abstention_metrics(cases: list[Case], settings: RetrievalSettings) -> dict[s
 
 
 def support_p(case: Case, settings: RetrievalSettings) -> float:
-    return paper_support(case, ranking(case, settings)[0]).probability(settings)
+    return paper_support(case, ranking(case, settings)[0], settings).probability(settings)
 
 
 def report_set(cases: list[Case], settings: RetrievalSettings) -> dict[str, object]:
