@@ -72,6 +72,12 @@ def test_other_numeric_flags_are_checked_the_same_way(
         ("PAPERCHAT_RETRIEVAL_K", "50", "Input should be less than or equal to 20"),
         ("PAPERCHAT_ANSWER_PART_WORDS", "-3", "Input should be greater than or equal to 0"),
         ("PAPERCHAT_ANSWER_LINE_SENTENCES", "0", "Input should be greater than or equal to 1"),
+        (
+            "PAPERCHAT_RETRIEVAL_LEXICAL_COVERAGE_POWER",
+            "-1",
+            "Input should be greater than or equal to 0",
+        ),
+        ("PAPERCHAT_RETRIEVAL_DENSE_MARGIN_CAP", "3", "Input should be less than or equal to 2"),
     ],
 )
 def test_out_of_range_environment_setting_is_a_message(
