@@ -24,11 +24,16 @@ from rag.embeddings import LocalEmbeddings
 from rag.ingest import Ingester, WriterLock
 from rag.late_interaction import TokenVectorCache, late_score
 from rag.lexical import LexicalIndex
+from rag.read_cache import GenerationCache
 from rag.settings import Settings
 from rag.store import ChromaStore
 from rag.types import CorpusSummary, IngestReport, Paper
 
 log = logging.getLogger(__name__)
+
+# Records kept between questions (rag.read_cache): about 2 KB a paper with its vector, so
+# some 80 MB at most; a larger collection reads the rest from the store as before.
+KEPT_RECORDS = 20_000
 
 
 @dataclass
@@ -74,6 +79,10 @@ class PaperIndex:
             embeddings.token_vectors, settings.retrieval.late_cache_papers
         )
         self._warm_up_started = threading.Lock()  # held for good once a warm-up thread starts
+        self._papers: GenerationCache[Paper] = GenerationCache(KEPT_RECORDS)
+        self._paper_vectors: GenerationCache[tuple[np.ndarray, str]] = GenerationCache(
+            KEPT_RECORDS
+        )
 
     # ---- writing -------------------------------------------------------------------
 
@@ -145,7 +154,8 @@ class PaperIndex:
         return self.store.same_papers(papers)
 
     def papers(self, ids: Sequence[str]) -> dict[str, Paper]:
-        return self.store.papers(ids)
+        """The stored records of these papers (those that exist), as of BM25's generation."""
+        return self._papers.get(self.lexical.generation, ids, self.store.papers)
 
     def warm_late_vectors(self, *, background: bool) -> None:
         """Encode every paper's token vectors for late interaction now (in a daemon thread
@@ -185,5 +195,5 @@ class PaperIndex:
         return {pid: late_score(question, paper_rows) for pid, paper_rows in rows.items()}
 
     def paper_vectors(self, ids: Sequence[str]) -> dict[str, tuple[np.ndarray, str]]:
-        """Whole-abstract vector and title of each paper, in one read."""
-        return self.store.paper_vectors(ids)
+        """Whole-abstract vector and title of each paper, in one read of those not kept."""
+        return self._paper_vectors.get(self.lexical.generation, ids, self.store.paper_vectors)

@@ -84,6 +84,27 @@ def test_ingest_is_idempotent_and_replaces_changed_abstracts(
     assert "drones" in answer["answer"] and "phone" not in answer["answer"]
 
 
+def test_a_running_assistant_answers_from_a_changed_abstract(tmp_path: Path, embeddings) -> None:  # type: ignore[no-untyped-def]
+    """The records a reader keeps between questions (rag.read_cache) are read afresh after an
+    ingest: its own, and another process's once it refreshes."""
+    settings = Settings(db_dir=tmp_path / "db")
+    corpus = write_jsonl(tmp_path / "mine.jsonl", PAPERS)
+    Assistant.create(settings, embeddings=embeddings).ingest([corpus])
+    server = Assistant.open(settings, embeddings=embeddings)
+    question = "How accurate is the beetle counter?"
+    assert "91%" in server.ask(question).text
+
+    drones = "We count beetles with drones now. Drones reach 97% accuracy on BeetleSet-2."
+    write_jsonl(corpus, [dict(PAPERS[0], abstract=drones), PAPERS[1]])
+    server.ingest([corpus])  # its own ingest
+    assert "97%" in server.ask(question).text
+
+    write_jsonl(corpus, [dict(PAPERS[0], abstract=drones.replace("97%", "98%")), PAPERS[1]])
+    Assistant.open(settings, embeddings=embeddings).ingest([corpus])  # another handle's
+    assert server.index.refresh()
+    assert "98%" in server.ask(question).text
+
+
 def test_ask_json_has_exactly_the_documented_fields(
     bundled_db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
