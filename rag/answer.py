@@ -182,6 +182,23 @@ class Support:
         return self.probability(settings) >= 0.5
 
 
+# Words that ask for nothing a paper could say: greetings, thanks, and requests with no subject
+# ("Tell me more", "Summarize it" with no conversation before them). A paper that happens to
+# use them ("Thanks to ...", a survey that "summarizes") is no answer.
+_CHAT_STEMS = frozenset(
+    stems(
+        "thanks thank hello hey please okay great cool nice bye goodbye sorry tell summarize "
+        "summarise explain describe elaborate continue"
+    )
+)
+
+
+def asks_something(query: str, names: Sequence[str]) -> bool:
+    """Whether the question (with its conversation) names something or uses a word an
+    abstract could say: "?", "thanks!" or "What is this?" alone ask nothing to look up."""
+    return bool(names) or bool(set(stems(without_request(query))) - _CHAT_STEMS)
+
+
 def support(
     query: str,
     hit: Hit,
@@ -589,9 +606,9 @@ def extractive_answer(
 
     asked = without_request(question)  # what is asked, not "summarize"
     fields = record_fields(asked)
-    top = support(query, hits[0], lexical, names, dense_margin) if hits else None
-    if top is None:
+    if not hits or not asks_something(query, names):
         return abstain()
+    top = support(query, hits[0], lexical, names, dense_margin)
     own_names = name_terms(asked)  # not the conversation's
     # "Compare Flamingo and MMICL": finding each paper it names is the support, as below.
     compares = len(_named_papers(hits[:k], names)) > 1

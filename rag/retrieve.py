@@ -46,9 +46,12 @@ _ANAPHORA = re.compile(
 )
 
 
-# An elliptical follow-up names only what changes: "What about video?", "And on COCO?".
+# An elliptical follow-up names only what changes: "What about video?", "And on COCO?"; or
+# nothing at all: "Tell me more", "Go on".
 _ELLIPSIS = re.compile(
-    r"^\W*((and|also|what about|how about|what else|anything else|how so)\b|why( not)?\W*$)",
+    r"^\W*((and|also|what about|how about|what else|anything else|how so)\b|(why( not)?|"
+    r"(please )?(tell me|say|explain|go on|continue|elaborate)( (some|a bit|a little))?"
+    r"( more| further)?( please)?|more( details?)?( please)?)\W*$)",
     re.IGNORECASE,
 )
 
@@ -72,8 +75,10 @@ def needs_history(question: str, history: Sequence[Turn]) -> bool:
 def contextualize(question: str, history: Sequence[Turn]) -> str:
     """The retrieval query: the question without its request framing; a follow-up carries the
     last exchange, which names its subject."""
+    # "Explain further": the request framing is the whole question, and it asks for more.
+    follows = needs_history(question, history)
     question = without_request(question)
-    if not needs_history(question, history):
+    if not (follows or needs_history(question, history)):
         return question
     recent = list(history[-2:])
     if points_into_a_list(question):

@@ -129,6 +129,30 @@ def test_follow_ups_about_a_place_in_the_list_and_about_the_record(assistant: An
     assert record.text.startswith(f"The index has no author list for {listed[1]}")
 
 
+@pytest.mark.parametrize(
+    "question", ["?", "Which papers?", "What is this?", "thanks!", "Tell me more", "Summarize it"]
+)
+def test_a_question_that_asks_nothing_is_refused_not_answered_from_a_paper(
+    assistant: Any, question: str
+) -> None:
+    # Each used to be answered: "thanks!" from a paper saying "Thanks to ...", "?" from
+    # whichever abstract was nearest to nothing.
+    assert assistant.ask(question, mode="extractive").abstained
+
+
+@pytest.mark.parametrize("follow_up", ["Tell me more", "Go on", "Explain further", "Summarize it"])
+def test_a_follow_up_asking_for_more_stays_with_the_conversations_paper(
+    assistant: Any, follow_up: str
+) -> None:
+    from rag.types import Turn
+
+    first = assistant.ask("How many tokens was Yi pretrained on?", mode="extractive")
+    history = [Turn("user", "How many tokens was Yi pretrained on?"), Turn("assistant", first.text)]
+    more = assistant.ask(follow_up, history, mode="extractive")
+    assert not more.abstained
+    assert [c.title for c in more.citations] == [first.citations[0].title]
+
+
 SMALL_COLLECTION = [
     (
         "Gradient Tides: Training Sparse Transformers with Tidal Learning Rates",
