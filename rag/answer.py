@@ -78,6 +78,7 @@ _ASKS_QUANTITY = re.compile(
 )
 _ASKS_NAME = re.compile(r"\b(datasets?|benchmarks?|corpora|corpus|test sets?)\b", re.IGNORECASE)
 _HAS_DIGIT = re.compile(r"\d")
+_HAS_LETTER = re.compile(r"[^\W\d_]")
 _COUNTED = re.compile(r"\bhow many ([\w-]+(?: [\w-]+)?)", re.IGNORECASE)  # what is counted
 # Ranks a sentence that gives the asked kind of thing above one that only shares words (if it
 # shares any: a contribution sentence about something else answers nothing).
@@ -195,8 +196,10 @@ _CHAT_STEMS = frozenset(
 
 def asks_something(query: str, names: Sequence[str]) -> bool:
     """Whether the question (with its conversation) names something or uses a word an
-    abstract could say: "?", "thanks!" or "What is this?" alone ask nothing to look up."""
-    return bool(names) or bool(set(stems(without_request(query))) - _CHAT_STEMS)
+    abstract could say: "?", "thanks!", "What is this?" or "What is 2+2?" alone ask nothing
+    to look up (a number alone names no paper: "2" is not NoteLLM-2)."""
+    terms = [*names, *(set(stems(without_request(query))) - _CHAT_STEMS)]
+    return any(_HAS_LETTER.search(term) for term in terms)
 
 
 def support(

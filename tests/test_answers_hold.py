@@ -130,7 +130,8 @@ def test_follow_ups_about_a_place_in_the_list_and_about_the_record(assistant: An
 
 
 @pytest.mark.parametrize(
-    "question", ["?", "Which papers?", "What is this?", "thanks!", "Tell me more", "Summarize it"]
+    "question",
+    ["?", "Which papers?", "What is this?", "thanks!", "Tell me more", "Summarize it", "What is 2+2?"],
 )
 def test_a_question_that_asks_nothing_is_refused_not_answered_from_a_paper(
     assistant: Any, question: str
