@@ -36,6 +36,10 @@ from rag.types import Answer, Citation, Hit, Turn
 ABSTAIN_TEXT = (
     "The indexed papers don't answer this question. Try rephrasing it, or add papers that cover it."
 )
+NOTHING_ASKED = (
+    "This question names nothing to look up in the papers. Ask about a topic, method, model, "
+    "dataset or result."
+)
 ALREADY_SAID = "The abstract of {title} says nothing more on this than the answer above [{n}]."
 # Questions that ask for several papers: "papers" anywhere, "works" as a noun, "every paper",
 # or a plural head noun after the question word or an imperative ("Which methods ...", "What
@@ -604,12 +608,14 @@ def extractive_answer(
 ) -> Answer:
     retrieved = list(hits[:k])
 
-    def abstain() -> Answer:
-        return Answer(ABSTAIN_TEXT, [], retrieved, abstained=True, mode="extractive", query=query)
+    def abstain(text: str = ABSTAIN_TEXT) -> Answer:
+        return Answer(text, [], retrieved, abstained=True, mode="extractive", query=query)
 
     asked = without_request(question)  # what is asked, not "summarize"
     fields = record_fields(asked)
-    if not hits or not asks_something(query, names):
+    if not asks_something(query, names):
+        return abstain(NOTHING_ASKED)
+    if not hits:
         return abstain()
     top = support(query, hits[0], lexical, names, dense_margin)
     own_names = name_terms(asked)  # not the conversation's

@@ -137,8 +137,10 @@ def test_a_question_that_asks_nothing_is_refused_not_answered_from_a_paper(
     assistant: Any, question: str
 ) -> None:
     # Each used to be answered: "thanks!" from a paper saying "Thanks to ...", "?" from
-    # whichever abstract was nearest to nothing.
-    assert assistant.ask(question, mode="extractive").abstained
+    # whichever abstract was nearest to nothing. The refusal says what to ask instead.
+    answer = assistant.ask(question, mode="extractive")
+    assert answer.abstained and answer.citations == []
+    assert answer.text.startswith("This question names nothing to look up")
 
 
 @pytest.mark.parametrize("follow_up", ["Tell me more", "Go on", "Explain further", "Summarize it"])
