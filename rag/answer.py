@@ -119,7 +119,7 @@ _URL = re.compile(
     # dataset of X will be made publicly available.", "We make our code, data, and models
     # publicly available.": a release, with or without a link.
     r"|\b(our|the|all( the)?) ((source|training) )?(code|codes|data|dataset|models?|weights|"
-    r"details|benchmark)\b[^.]{0,40}\b(is|are|will be)( made)? (publicly available|"
+    r"details|benchmark)\b[^.]{0,40}\b(is|are|will be)( made)? ((publicly )?available|"
     r"open-sourced|released)\b"
     r"|\b(make|makes|made) (our|the|all)\b[^.]{0,60}\bpublicly available\b",
     re.I,
@@ -139,12 +139,17 @@ _ASKS_CODE = re.compile(
 )
 
 
+# A heading that a structured abstract's splitting left as a sentence: "Findings.",
+# "Background:", "Main results." It names a part of the abstract, not a fact.
+_HEADING = re.compile(r"^\W*[A-Za-z]+(?:\s+[A-Za-z]+)?\s*[.:]?\s*$")
+
+
 def _aside(sentence: str, links_answer: bool = False) -> bool:
-    """A link or future work: what the paper points to, not what it did (unless the question
-    asks where its code is: `links_answer`, from _ASKS_CODE)."""
+    """A link, future work or a heading: what the paper points to, not what it did (unless
+    the question asks where its code is: `links_answer`, from _ASKS_CODE)."""
     if _URL.search(sentence):
         return not links_answer
-    return bool(_FUTURE_WORK.search(sentence))
+    return bool(_FUTURE_WORK.search(sentence) or _HEADING.match(sentence))
 
 
 def asks_for_several(question: str) -> bool:

@@ -730,12 +730,33 @@ def test_a_sentence_announcing_a_release_is_an_aside_not_an_answer() -> None:
         "Both the source code and the training dataset of Parrot will be made publicly available."
     )
     assert _aside("We make our code, data, and pretrained models publicly available.")
+    assert _aside("Our code is available.")
     # A new dataset made available is the paper's work, not a link.
     assert not _aside("We present and make publicly available a new dataset of dark web pages.")
     # What others released is content: a reason, not this paper's link.
     assert not _aside(
         "Since the pre-trained weights are publicly available for many LLMs, we adapt one."
     )
+
+
+def test_a_heading_left_by_sentence_splitting_never_fills_an_answer() -> None:
+    from rag.answer import _aside
+
+    for heading in ("Findings.", "Implications.", "Background:", "Main results."):
+        assert _aside(heading)
+    paper = make_paper(
+        "Frozen Models: How LLMs Read Images",
+        "Background. Frozen LLMs read images. We study how they do. Findings. Image tokens "
+        "activate the same weights as text tokens. Implications. Layers can be skipped.",
+        source="t",
+        search_url_template="{query}",
+    )
+    hits = [Hit(paper=paper, score=5.0, dense=0.8, evidence=[])]
+    answer = answer_to(
+        "Do image tokens activate the same weights as text tokens in frozen LLMs?", hits
+    )
+    assert "Findings." not in answer.text and "Implications." not in answer.text
+    assert "activate the same weights" in answer.text
 
 
 @pytest.mark.parametrize(
