@@ -107,7 +107,11 @@ _OPENER = re.compile(
     r"alleviate|mitigate|fulfill) (?:this|these|that|those|the above) (?:\w+ )?(?:issues?|problems?|"
     r"limitations?|challenges?|gaps?|concerns?|shortcomings?)|in this (?:paper|work|study)|"
     r"specifically|however|moreover|furthermore|additionally|in addition|finally|"
-    r"in particular|concretely|therefore|thus|hence|as a result|in response|empirically),\s+"
+    r"in particular|concretely|therefore|thus|hence|as a result|in response|empirically|yet|"
+    r"notably|importantly|overall|in summary|in short|consequently|first(?:ly)?|second(?:ly)?|"
+    r"third(?:ly)?|lastly),\s+"
+    # an item's number in a list the abstract runs through: "(2) both ...", "ii) we ..."
+    r"|\(?(?:\d|i{1,3}|iv|v)\)\s+"
     r"|(?:extensive |our |the )?(?:experimental |empirical )?(?:experiments?|results?|evaluations?|"
     r"analys[ie]s)(?: on [\w\s-]{1,40}?)? (?:show|demonstrate|indicate|reveal|confirm|verify|suggest)s? "
     r"that,?\s+)+",

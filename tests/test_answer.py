@@ -413,7 +413,14 @@ def test_concise_drops_only_opening_discourse_markers() -> None:
     assert concise("To address these two limitations, we add Y.") == "We add Y."
     assert concise("However the model fails.") == "However the model fails."
     assert concise("We train X, however, on Z.") == "We train X, however, on Z."
-    assert concise("Experiments on two sets show that, overall, X wins.") == "Overall, X wins."
+    assert concise("Experiments on two sets show that, overall, X wins.") == "X wins."
+    # A list's item numbers go with the markers; the numbers inside a sentence stay.
+    assert concise("Yet, (2) both tokens activate similar weights.") == (
+        "Both tokens activate similar weights."
+    )
+    assert concise("(iii) a matching module aligns them.") == "A matching module aligns them."
+    assert concise("We propose (1) X and (2) Y.") == "We propose (1) X and (2) Y."
+    assert concise("Yet another model is proposed.") == "Yet another model is proposed."
     assert concise("One expert per vertical (e.g. cars, birds) is costly.") == (
         "One expert per vertical is costly."
     )
