@@ -103,9 +103,14 @@ _ASKS_WHY = re.compile(
 # Discourse markers that open a sentence and carry no content of their own; an answer drops
 # them ("To address this issue, we propose X." -> "We propose X.").
 _OPENER = re.compile(
-    r"^(?:(?:to (?:this|that) (?:end|purpose|aim)|to (?:address|tackle|overcome|solve|bridge|fill|"
-    r"alleviate|mitigate|fulfill) (?:this|these|that|those|the above) (?:\w+ )?(?:issues?|problems?|"
-    r"limitations?|challenges?|gaps?|concerns?|shortcomings?)|in this (?:paper|work|study)|"
+    r"^(?:(?:to (?:this|that) (?:end|purpose|aim)|(?:in order )?to (?:address|tackle|overcome|solve|"
+    r"bridge|fill|alleviate|mitigate|fulfill|facilitate) (?:this|these|that|those|the above|the|it|"
+    r"them)(?: (?:\w+ )?(?:issues?|problems?|limitations?|challenges?|gaps?|concerns?|"
+    r"shortcomings?))?|(?:addressing|motivated by|inspired by) (?:this|these|that|those)(?: (?:\w+ )?"
+    r"(?:issues?|problems?|limitations?|challenges?|gaps?|concerns?|shortcomings?|observations?|"
+    r"findings?))?|in this (?:paper|work|study)|briefly|further|besides|for (?:example|instance)|"
+    r"on the (?:one|other) hand|particularly|interestingly|surprisingly|remarkably|in contrast|"
+    r"by contrast|subsequently|then|next|meanwhile|in this way|by doing so|"
     r"specifically|however|moreover|furthermore|additionally|in addition|finally|"
     r"in particular|concretely|therefore|thus|hence|as a result|in response|empirically|yet|"
     r"notably|importantly|overall|in summary|in short|consequently|first(?:ly)?|second(?:ly)?|"

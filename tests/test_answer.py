@@ -421,6 +421,13 @@ def test_concise_drops_only_opening_discourse_markers() -> None:
     assert concise("(iii) a matching module aligns them.") == "A matching module aligns them."
     assert concise("We propose (1) X and (2) Y.") == "We propose (1) X and (2) Y."
     assert concise("Yet another model is proposed.") == "Yet another model is proposed."
+    assert concise("Motivated by this, we sample sub-captions.") == "We sample sub-captions."
+    assert concise("To address this, we propose MEAP.") == "We propose MEAP."
+    assert concise("For example, X is 50% faster.") == "X is 50% faster."
+    # A purpose with content of its own stays.
+    assert concise("To address the lack of positives, we add Y.") == (
+        "To address the lack of positives, we add Y."
+    )
     assert concise("One expert per vertical (e.g. cars, birds) is costly.") == (
         "One expert per vertical is costly."
     )
