@@ -351,10 +351,21 @@ def several_shares(scores: Sequence[float]) -> list[float]:
 _EXAMPLES = re.compile(r",?\s*\((?:e\.\s?g\.|for example|such as)[^()]*\)", re.IGNORECASE)
 
 
+# LaTeX that arXiv abstracts keep: "84.7\\%", "{\\mu}-Bench", "e.g.~instance-level".
+_GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "lambda": "λ",
+          "mu": "μ", "pi": "π", "sigma": "σ", "tau": "τ", "phi": "φ", "omega": "ω"}  # fmt: skip
+_LATEX = re.compile(r"\{?\\(" + "|".join(_GREEK) + r")\b\}?|\\([%&_#$])|(?<=[\w.])~(?=\w)")
+
+
+def _plain(sentence: str) -> str:
+    return _LATEX.sub(lambda m: _GREEK.get(m.group(1) or "", m.group(2) or " "), sentence)
+
+
 def concise(sentence: str) -> str:
-    """The sentence without its opening discourse markers and its asides of examples."""
+    """The sentence without its opening discourse markers and its asides of examples, and
+    with LaTeX escapes written out."""
     rest = _EXAMPLES.sub("", _OPENER.sub("", sentence))
-    return rest[:1].upper() + rest[1:] if rest and rest != sentence else sentence
+    return _plain(rest[:1].upper() + rest[1:] if rest and rest != sentence else sentence)
 
 
 def _said(history: Sequence[Turn]) -> set[str]:

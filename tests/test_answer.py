@@ -424,6 +424,9 @@ def test_concise_drops_only_opening_discourse_markers() -> None:
     assert concise("Motivated by this, we sample sub-captions.") == "We sample sub-captions."
     assert concise("To address this, we propose MEAP.") == "We propose MEAP."
     assert concise("For example, X is 50% faster.") == "X is 50% faster."
+    # LaTeX escapes that arXiv abstracts keep are written out.
+    assert concise("It reaches 84.7\\% on ImageNet.") == "It reaches 84.7% on ImageNet."
+    assert concise("{\\mu}-Bench spans 22 tasks, e.g.~cells.") == "μ-Bench spans 22 tasks, e.g. cells."
     # A purpose with content of its own stays.
     assert concise("To address the lack of positives, we add Y.") == (
         "To address the lack of positives, we add Y."
