@@ -249,6 +249,13 @@ def test_abstained_answer_says_so_and_suggests_rephrasing(settings: Settings) ->
     assert "Closest papers (1)" in final.sources
 
 
+def test_a_refusal_that_says_what_to_ask_gets_no_second_hint() -> None:
+    from rag.answer import NOTHING_ASKED
+
+    text = render.answer_markdown(answer_for(NOTHING_ASKED, [], [OTHER], abstained=True))
+    assert "Ask about a topic" in text and "rephrasing" not in text
+
+
 def test_error_shows_short_message_without_traceback(settings: Settings) -> None:
     service, _ = service_with(
         settings, pieces=["partial"], error=LLMError("The LLM endpoint is down. Try later.")

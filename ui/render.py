@@ -121,7 +121,9 @@ def answer_markdown(answer: Answer) -> str:
     """The finished answer as it stays in the chat."""
     if answer.abstained:
         body = md_text(answer.text.strip())
-        hint = "" if "rephras" in answer.text.lower() else " " + md_text(REPHRASE_HINT)
+        # Both refusals of rag.answer already say what to try; a caller's own may not.
+        says_what_to_try = any(w in answer.text.lower() for w in ("rephras", "ask about"))
+        hint = "" if says_what_to_try else " " + md_text(REPHRASE_HINT)
         text = f"**No answer in the indexed papers.** {body}{hint}"
     else:
         text = linked_markers(answer.text.strip(), answer.citations)
