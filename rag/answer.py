@@ -133,9 +133,13 @@ _URL = re.compile(
     r"|\b(make|makes|made) (our|the|all)\b[^.]{0,60}\bpublicly available\b",
     re.I,
 )
-# What the paper leaves to others says nothing of what it did.
+# What the paper leaves to others, or hopes its work will do, says nothing of what it did:
+# "We hope our release will inspire ...", "This work represents a significant step forward
+# ..., paving the way for ...".
 _FUTURE_WORK = re.compile(
-    r"\b(future(\s+\w+){0,2}\s+(work|research|studies|tasks|directions?|experiments)|we leave)\b",
+    r"\b(future(\s+\w+){0,2}\s+(work|research|studies|tasks|directions?|experiments)|we leave)\b"
+    r"|^\W*(we (hope|envision)|(this|our) (work|paper|study|research) (represents|marks|constitutes|"
+    r"takes|opens|paves))\b",
     re.I,
 )
 

@@ -44,6 +44,12 @@ ABSTRACTS = {
         "We explore how multimodal transformers predict fMRI brain responses. "
         "Future fMRI experiments on multimodal transformers can test this insight."
     ),
+    "Preference Alignment Study": (
+        "This work represents a significant step forward in aligning multimodal models with "
+        "human feedback, paving the way for reliable multimodal applications. "
+        "We introduce a preference dataset built by retrieving contrasting images. "
+        "We hope our release will inspire work on aligning multimodal models."
+    ),
     "Alignment Probe Study": (
         "In this work, we probe frozen language models with image inputs. "
         "A negative correlation exists with hallucinations in their answers. "
@@ -406,6 +412,15 @@ def test_what_the_paper_leaves_to_future_work_answers_last() -> None:
     answer = answer_to(question, hits)
     # The future-work sentence shares more of the question's words, yet what the paper did leads.
     assert answer.text.startswith("We explore how multimodal transformers predict fMRI")
+
+
+def test_what_the_paper_hopes_for_its_work_answers_last() -> None:
+    hits = make_hits({"Preference Alignment Study": (5.0, 0.7)})
+    question = "Which paper aligns multimodal models with human feedback?"
+    answer = answer_to(question, hits)
+    # Both outlook sentences share more of the question's words than what the paper did.
+    assert answer.text.startswith("We introduce a preference dataset")
+    assert "We hope" not in answer.text.split("[1]")[0]
 
 
 def test_concise_drops_only_opening_discourse_markers() -> None:
