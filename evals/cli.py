@@ -234,14 +234,22 @@ def with_distractors(settings: Any, n: int, source: Path | None = None) -> Any:
         shutil.copytree(index, copy, ignore=shutil.ignore_patterns(".ingest.lock"))
     settings = settings.model_copy(update={"db_dir": copy})
     corpus = copy / "distractors.jsonl"
-    records = distractor_papers(n, pool=pool)
-    corpus.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    text = "".join(json.dumps(r) + "\n" for r in distractor_papers(n, pool=pool))
+    # Written after the ingest finished: a later run (or one beside this) that finds it reads
+    # the copy as it is, without taking the writer's lock to re-add the same papers.
+    done = copy / "distractors.done"
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if done.is_file() and done.read_text(encoding="utf-8").strip() == digest:
+        print(f"Using the {n} distractor papers already in {copy}", file=sys.stderr)
+        return settings
+    corpus.write_text(text, encoding="utf-8")
     print(f"Adding {n} distractor papers to {copy} (once; later runs reuse them)", file=sys.stderr)
     update, close = progress_bar("Distractors")
     try:
         Assistant.create(settings).ingest([corpus], on_progress=update)
     finally:
         close()
+    done.write_text(digest + "\n", encoding="utf-8")
     return settings
 
 

@@ -355,3 +355,39 @@ def test_distractors_from_a_bad_source_stops_before_anything_is_copied(
     assert status == 2
     assert message in capsys.readouterr().err
     assert not data.exists() or not list(data.glob("distractors-*"))
+
+
+def test_distractors_are_added_once_and_later_runs_only_read_them(
+    bundled_db: Path,
+    embeddings,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from evals.cli import with_distractors
+    from rag.pipeline import Assistant
+    from rag.settings import Settings
+
+    source = tmp_path / "three.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps({"title": f"Paper {i}", "abstract": f"Topic {i} is studied. It works."})
+            + "\n"
+            for i in range(3)
+        )
+    )
+    settings = Settings(db_dir=bundled_db, data_dir=tmp_path / "data")
+    first = with_distractors(settings, 3, source)
+    assert "Adding 3 distractor papers" in capsys.readouterr().err
+    bundled = Assistant.open(settings, embeddings=embeddings).index.count()
+    assert Assistant.open(first, embeddings=embeddings).index.count() == bundled + 3
+
+    # A second run (or one beside an eval that is reading the copy) ingests nothing, so it
+    # never waits for the writer's lock.
+    def no_second_ingest(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the distractors were ingested again")
+
+    monkeypatch.setattr(Assistant, "create", no_second_ingest)
+    second = with_distractors(settings, 3, source)
+    assert second.resolved_db_dir == first.resolved_db_dir
+    assert "already in" in capsys.readouterr().err
