@@ -31,6 +31,7 @@ eval: $(STAMP)
 	$(BIN)/paperchat eval evals/sets/holdout.jsonl --mode extractive --out docs/eval-report-holdout
 	# Never fitted on: the held-out test set (docs/evaluation.md).
 	$(BIN)/paperchat eval evals/sets/unseen.jsonl --mode extractive --out docs/eval-report-unseen
+	$(BIN)/paperchat eval evals/sets/unseen2.jsonl --mode extractive --out docs/eval-report-unseen2
 	$(BIN)/python -m evals.aclsum $(ACLSUM)
 	$(BIN)/paperchat ingest $(ACLSUM)/aclsum-corpus.jsonl --db $(ACLSUM)/db
 	$(BIN)/paperchat eval $(ACLSUM)/aclsum.jsonl --db $(ACLSUM)/db --mode extractive --out docs/eval-report-aclsum
