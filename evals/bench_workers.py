@@ -7,12 +7,14 @@ Large runs may reuse sentence vectors instead of embedding every chunk (`ReuseEm
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,22 @@ class ReuseEmbeddings:
 
     def embed_query(self, text: str) -> list[float]:
         return self.encoder.embed_query(text)  # type: ignore[no-any-return]
+
+    # What an ingest and a question also ask of their embeddings (rag.embeddings): the cached
+    # vectors need no worker processes; questions and late interaction use the real model.
+    def embed_later(self, texts: list[str]) -> Future[np.ndarray]:
+        future: Future[np.ndarray] = Future()
+        future.set_result(self.embed_array(texts))
+        return future
+
+    def worker_processes(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def query_vectors(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.encoder.query_vectors(text)  # type: ignore[no-any-return]
+
+    def token_vectors(self, texts: list[str]) -> list[np.ndarray]:
+        return self.encoder.token_vectors(texts)  # type: ignore[no-any-return]
 
 
 def _pieces(text: str) -> list[str]:
