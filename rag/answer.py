@@ -136,7 +136,7 @@ _URL = re.compile(
 # What the paper leaves to others, or hopes its work will do, says nothing of what it did:
 # "We hope our release will inspire ...", "This work represents a significant step forward
 # ..., paving the way for ...".
-_FUTURE_WORK = re.compile(
+_OUTLOOK = re.compile(
     r"\b(future(\s+\w+){0,2}\s+(work|research|studies|tasks|directions?|experiments)|we leave)\b"
     r"|^\W*(we (hope|envision)|(this|our) (work|paper|study|research) (represents|marks|constitutes|"
     r"takes|opens|paves))\b",
@@ -162,7 +162,7 @@ def _aside(sentence: str, links_answer: bool = False) -> bool:
     the question asks where its code is: `links_answer`, from _ASKS_CODE)."""
     if _URL.search(sentence):
         return not links_answer
-    return bool(_FUTURE_WORK.search(sentence) or _HEADING.match(sentence))
+    return bool(_OUTLOOK.search(sentence) or _HEADING.match(sentence))
 
 
 def asks_for_several(question: str) -> bool:
