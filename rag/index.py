@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.chunking import ChunkRef
+from rag.chunk_vectors import ChunkVectors
+from rag.chunking import ChunkRef, abstract_sentences
 from rag.derived import DEFAULT_REFRESH_S, DerivedData
 from rag.embeddings import LocalEmbeddings
 from rag.ingest import Ingester, WriterLock
@@ -41,6 +42,12 @@ class DenseMatch:
     paper_id: str
     score: float
     chunks: list[ChunkRef]
+
+
+# Papers a question's nearest-chunk search missed whose chunks are read from the store when
+# there is no exact-search copy: at 434k chunks, reading 40 papers' chunks by id took 12-15 ms
+# of a 31 ms question, 5 papers' 3 ms.
+STORED_BEST_CHUNKS = 10
 
 
 def _by_paper(chunks: Iterable[tuple[str, float, ChunkRef]]) -> list[DenseMatch]:
@@ -143,11 +150,19 @@ class PaperIndex:
         return _by_paper(self.store.nearest_chunks(vector, n_chunks))
 
     def dense_of(self, vector: np.ndarray, ids: Sequence[str]) -> list[DenseMatch]:
-        """The best chunk of each of `ids` for `vector`, read from the exact-search copy;
-        empty above its size (papers the nearest-chunk search missed then keep the lowest
-        dense score in fusion)."""
+        """The best chunk of each of `ids` for `vector`, from the exact-search copy. Above
+        its size, only the first STORED_BEST_CHUNKS of `ids` (the caller puts the likeliest
+        first) are read from the store, by chunk id; the others keep the lowest dense score
+        in fusion."""
+        if not ids:
+            return []
         exact = self.derived.exact_vectors()
-        return _by_paper(exact.best_of(vector, ids)) if exact is not None and ids else []
+        if exact is None:
+            first = self.papers(list(ids)[:STORED_BEST_CHUNKS])
+            # A paper has at most one chunk per sentence (rag.chunking).
+            most = {pid: len(abstract_sentences(p.abstract)) for pid, p in first.items()}
+            exact = ChunkVectors.build("", self.store.chunks_of(most))
+        return _by_paper(exact.best_of(vector, ids))
 
     def same_papers(self, papers: Sequence[Paper]) -> list[Paper]:
         """Stored papers that may be copies of `papers`: same id, DOI or arXiv id."""

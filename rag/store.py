@@ -483,6 +483,25 @@ class ChromaStore:
                 rows.append((str(meta["paper_id"]), span, np.asarray(vector, dtype=np.float32)))
         return rows
 
+    def chunks_of(self, most: dict[str, int]) -> list[ChunkRow]:
+        """The chunks of these papers with their vectors, read by id (a chunk's id is its
+        paper's and its position; `most[paper]` bounds its positions): for the papers a
+        nearest-chunk search missed, where there is no exact-search copy."""
+        ids = [f"{pid}:{n}" for pid, count in most.items() for n in range(count)]
+        rows: list[ChunkRow] = []
+        for start in range(0, len(ids), _GET_PAGE):
+            page = ids[start : start + _GET_PAGE]
+            got = self._read(
+                lambda store, page=page: store.chunks.get(  # type: ignore[misc]
+                    ids=page, include=["embeddings", "metadatas"]
+                )
+            )
+            for meta, vector in zip(got["metadatas"] or [], got["embeddings"], strict=False):
+                if meta and "first" in meta:
+                    span = (int(meta["first"]), int(meta["last"]))
+                    rows.append((str(meta["paper_id"]), span, np.asarray(vector, dtype=np.float32)))
+        return rows
+
     def nearest_chunks(self, vector: np.ndarray, n_chunks: int) -> list[ChunkHit]:
         """The nearest chunks by the chunk collection's graph, best first."""
         self.replay_chunks()

@@ -97,6 +97,18 @@ def test_index_searches_exactly_and_agrees_with_the_graph_on_the_bundled_corpus(
     for _ in range(3):
         assert no_copy.index.derived.exact_vectors() is None
     assert counted == [0]
+    # Without a copy, the papers the nearest chunks missed are read from the store by chunk
+    # id: the same best chunk as the copy gives, for the first STORED_BEST_CHUNKS of them.
+    from rag.index import STORED_BEST_CHUNKS
+
+    vector = np.asarray(exact.index.embeddings.embed_query("visual dialog NDCG"))
+    ids = sorted(exact.index.lexical.ids)[: STORED_BEST_CHUNKS + 2]
+    from_copy = {m.paper_id: (m.score, m.chunks) for m in exact.index.dense_of(vector, ids)}
+    from_store = {m.paper_id: (m.score, m.chunks) for m in no_copy.index.dense_of(vector, ids)}
+    assert set(from_store) == set(ids[:STORED_BEST_CHUNKS])
+    for pid, (score, chunks) in from_store.items():
+        assert score == pytest.approx(from_copy[pid][0], abs=1e-5)
+        assert chunks == from_copy[pid][1]
     for question in (
         "What NDCG scores did SeqDialN achieve on VisDial v1.0?",
         "How many tokens was Yi pretrained on?",
