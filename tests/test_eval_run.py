@@ -320,6 +320,18 @@ def test_llm_mode_uses_the_configured_endpoint(bundled_db: Path, embeddings: Any
     assert all("first source answers" not in q["answer"] for q in bm25)
 
 
+def _small_corpus(path: Path, papers: int) -> Path:
+    """A corpus file of `papers` two-sentence papers."""
+    path.write_text(
+        "".join(
+            json.dumps({"title": f"Paper {i}", "abstract": f"Sentence {i} one. Sentence {i} two."})
+            + "\n"
+            for i in range(papers)
+        )
+    )
+    return path
+
+
 def _one_question_set(tmp_path: Path) -> Path:
     path = tmp_path / "one.jsonl"
     path.write_text('{"id": "q1", "type": "keyword", "question": "What is ZIM?"}\n')
@@ -337,14 +349,7 @@ def _one_question_set(tmp_path: Path) -> Path:
 def test_distractors_from_a_bad_source_stops_before_anything_is_copied(
     extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    two = tmp_path / "two.jsonl"
-    two.write_text(
-        "".join(
-            json.dumps({"title": f"Paper {i}", "abstract": f"Sentence {i} one. Sentence {i} two."})
-            + "\n"
-            for i in range(2)
-        )
-    )
+    two = _small_corpus(tmp_path / "two.jsonl", 2)
     names = {"{corpus}": str(two), "{missing}": str(tmp_path / "nope.jsonl"), "{two}": str(two)}
     argv = [names.get(arg, arg) for arg in extra]
     data = tmp_path / "data"
@@ -368,14 +373,7 @@ def test_distractors_are_added_once_and_later_runs_only_read_them(
     from rag.pipeline import Assistant
     from rag.settings import Settings
 
-    source = tmp_path / "three.jsonl"
-    source.write_text(
-        "".join(
-            json.dumps({"title": f"Paper {i}", "abstract": f"Topic {i} is studied. It works."})
-            + "\n"
-            for i in range(3)
-        )
-    )
+    source = _small_corpus(tmp_path / "three.jsonl", 3)
     settings = Settings(db_dir=bundled_db, data_dir=tmp_path / "data")
     first = with_distractors(settings, 3, source)
     assert "Adding 3 distractor papers" in capsys.readouterr().err
