@@ -185,6 +185,15 @@ def _page(store: _Opened, offset: int) -> Any:
     return store.papers.get(limit=_GET_PAGE, offset=offset, include=["documents", "metadatas"])
 
 
+def _chunk_row(meta: Any, vector: Any) -> ChunkRow | None:
+    """A stored chunk as (paper id, sentence span, vector); None for a chunk written before
+    chunks recorded their sentences."""
+    if not meta or "first" not in meta:
+        return None
+    span = (int(meta["first"]), int(meta["last"]))
+    return str(meta["paper_id"]), span, np.asarray(vector, dtype=np.float32)
+
+
 def _chunk_page(store: _Opened, offset: int) -> Any:
     return store.chunks.get(limit=_GET_PAGE, offset=offset, include=["embeddings", "metadatas"])
 
@@ -477,10 +486,10 @@ class ChromaStore:
         for offset in range(0, total, _GET_PAGE):
             got = self._read(functools.partial(_chunk_page, offset=offset))
             for meta, vector in zip(got["metadatas"] or [], got["embeddings"], strict=False):
-                if not meta or "first" not in meta:
+                row = _chunk_row(meta, vector)
+                if row is None:
                     return None
-                span = (int(meta["first"]), int(meta["last"]))
-                rows.append((str(meta["paper_id"]), span, np.asarray(vector, dtype=np.float32)))
+                rows.append(row)
         return rows
 
     def chunks_of(self, most: dict[str, int]) -> list[ChunkRow]:
@@ -497,9 +506,9 @@ class ChromaStore:
                 )
             )
             for meta, vector in zip(got["metadatas"] or [], got["embeddings"], strict=False):
-                if meta and "first" in meta:
-                    span = (int(meta["first"]), int(meta["last"]))
-                    rows.append((str(meta["paper_id"]), span, np.asarray(vector, dtype=np.float32)))
+                row = _chunk_row(meta, vector)
+                if row is not None:
+                    rows.append(row)
         return rows
 
     def nearest_chunks(self, vector: np.ndarray, n_chunks: int) -> list[ChunkHit]:
