@@ -13,6 +13,12 @@ from rag.text import split_sentences
 from rag.types import Chunk, Paper
 
 
+def chunk_id(paper_id: str, position: int) -> str:
+    """A stored chunk's id: its paper's and its place in the paper (the store reads a paper's
+    chunks by these ids)."""
+    return f"{paper_id}:{position}"
+
+
 def chunk_paper(
     paper: Paper, max_tokens: int, count: Callable[[str], int] = count_tokens
 ) -> list[Chunk]:
@@ -34,7 +40,7 @@ def chunk_paper(
         chunks.append(current)
     return [
         Chunk(
-            id=f"{paper.id}:{n}",
+            id=chunk_id(paper.id, n),
             paper_id=paper.id,
             position=n,
             text=" ".join(sentences[i] for i in members),

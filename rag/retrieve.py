@@ -295,7 +295,9 @@ class HybridRetriever:
         if vector is not None and mode == "hybrid":
             # BM25's candidates the nearest chunks missed: their real best-chunk cosine, so
             # fusion and the support test do not score them by a guess.
-            missed = sorted((p for p in raw if p not in chunk_scores), key=raw.__getitem__, reverse=True)
+            missed = sorted(
+                (p for p in raw if p not in chunk_scores), key=raw.__getitem__, reverse=True
+            )
             for match in self.index.dense_of(vector, missed):
                 chunk_scores[match.paper_id] = match.score
                 chunks[match.paper_id] = match.chunks

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.chunking import ChunkRef
+from rag.chunking import ChunkRef, chunk_id
 from rag.errors import IndexMissingError, PaperchatError, StorageError
 from rag.papers import content_hash
 from rag.settings import Settings
@@ -196,6 +196,10 @@ def _chunk_row(meta: Any, vector: Any) -> ChunkRow | None:
 
 def _chunk_page(store: _Opened, offset: int) -> Any:
     return store.chunks.get(limit=_GET_PAGE, offset=offset, include=["embeddings", "metadatas"])
+
+
+def _chunks_by_id(store: _Opened, ids: list[str]) -> Any:
+    return store.chunks.get(ids=ids, include=["embeddings", "metadatas"])
 
 
 @dataclass
@@ -496,15 +500,11 @@ class ChromaStore:
         """The chunks of these papers with their vectors, read by id (a chunk's id is its
         paper's and its position; `most[paper]` bounds its positions): for the papers a
         nearest-chunk search missed, where there is no exact-search copy."""
-        ids = [f"{pid}:{n}" for pid, count in most.items() for n in range(count)]
+        ids = [chunk_id(pid, n) for pid, count in most.items() for n in range(count)]
         rows: list[ChunkRow] = []
         for start in range(0, len(ids), _GET_PAGE):
             page = ids[start : start + _GET_PAGE]
-            got = self._read(
-                lambda store, page=page: store.chunks.get(  # type: ignore[misc]
-                    ids=page, include=["embeddings", "metadatas"]
-                )
-            )
+            got = self._read(functools.partial(_chunks_by_id, ids=page))
             for meta, vector in zip(got["metadatas"] or [], got["embeddings"], strict=False):
                 row = _chunk_row(meta, vector)
                 if row is not None:
