@@ -25,6 +25,7 @@ from evals.metrics import percentile
 from rag.corpus import load_corpus
 from rag.settings import Settings
 from rag.text import split_sentences
+from rag.word_pull import QuestionVectors
 
 KNOWN_QUESTION = "What NDCG scores did SeqDialN achieve on VisDial v1.0?"
 # The answer must state this result. Not checked by title: synthetic papers recombine
@@ -90,7 +91,7 @@ class ReuseEmbeddings:
     def worker_processes(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()
 
-    def query_vectors(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+    def query_vectors(self, text: str) -> QuestionVectors:
         return self.encoder.query_vectors(text)  # type: ignore[no-any-return]
 
     def token_vectors(self, texts: list[str]) -> list[np.ndarray]:

@@ -18,6 +18,7 @@ from rag import model_files
 from rag.errors import EmbeddingError
 from rag.late_interaction import content_rows
 from rag.settings import EmbeddingSettings
+from rag.word_pull import QuestionVectors, without_each_word
 
 if TYPE_CHECKING:  # imported for real only by an ingest that uses worker processes
     from rag.encoder_processes import EncoderProcesses
@@ -76,8 +77,21 @@ class TorchEncoder:
         ids = [self._model.tokenizer(t, truncation=True, max_length=limit)["input_ids"] for t in texts]
         return [content_rows(i, rows.numpy()) for i, rows in zip(ids, hidden, strict=True)]
 
-    def encode_with_tokens(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        return self.encode([text], 1)[0], self.encode_tokens([text], 1)[0]
+    def encode_with_tokens(self, text: str) -> QuestionVectors:
+        hidden = self._model.encode(
+            [text], batch_size=1, output_value="token_embeddings", convert_to_numpy=False,
+            show_progress_bar=False,
+        )[0].numpy()
+        limit = self._model.max_seq_length
+        encoded = self._model.tokenizer(
+            text, truncation=True, max_length=limit, return_offsets_mapping=True
+        )
+        offsets = [tuple(span) for span in encoded["offset_mapping"]]
+        return QuestionVectors(
+            self.encode([text], 1)[0],
+            content_rows(encoded["input_ids"], hidden),
+            without_each_word(text, offsets, hidden),
+        )
 
 
 def _make_encoder(backend: str, threads: int, cache_dir: Path | None) -> Any:
@@ -166,9 +180,10 @@ class LocalEmbeddings(Embeddings):
         with self._lock:
             return encoder.encode_tokens(texts, self.batch_size)  # type: ignore[no-any-return]
 
-    def query_vectors(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """A question's vector (as embed_query) and its content-token vectors (as
-        token_vectors), from one pass of the model where the backend allows."""
+    def query_vectors(self, text: str) -> QuestionVectors:
+        """A question's vector (as embed_query), its content-token vectors (as
+        token_vectors) and its vector without each word (rag.word_pull), from one pass of
+        the model."""
         encoder = self._future(background=False).result()
         with self._lock:
             return encoder.encode_with_tokens(text)  # type: ignore[no-any-return]

@@ -1,15 +1,19 @@
 """What a question asks that the cited abstracts do not say: the names it uses, the words it
-insists on, and the words an abstract has only in a contrasting form. An answer lists them
-(`Answer.missing_terms`, and a note) so a near miss is visibly flagged, and the support test
-weighs the missing names."""
+insists on, the words an abstract has only in a contrasting form, and the words that pull the
+question away from the abstract (rag.word_pull). An answer lists them (`Answer.missing_terms`,
+and a note) so a near miss is visibly flagged, and the support test weighs the missing
+names."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 from rag.text import content_words, insisted_terms, name_key, name_keys, spelled_out, stems
 from rag.types import Answer, Paper
+from rag.word_pull import QuestionVectors, pulls
 
 
 def missing_names(names: Sequence[str], paper: Paper) -> list[str]:
@@ -79,10 +83,40 @@ def contrasted_terms(question: str, have: set[str]) -> list[str]:
     return found
 
 
-def missing_terms(question: str, names: Sequence[str], answer: Answer) -> list[str]:
+def absent_pulls(
+    question: str, encoded: QuestionVectors, paper: Paper, vector: np.ndarray
+) -> dict[str, float]:
+    """The pull (rag.word_pull.pulls) of each of the question's words the paper never uses,
+    from the question's pass of the model (`encoded`) and the paper's vector."""
+    have = paper_stems(paper)
+    absent = [
+        word
+        for word in dict.fromkeys(content_words(question))
+        if len(word) > 3 and not set(stems(word)) <= have  # short words: "per", "one"
+    ]
+    return pulls(encoded, absent, vector)
+
+
+def pulling_away(
+    question: str, encoded: QuestionVectors, paper: Paper, vector: np.ndarray, threshold: float
+) -> list[str]:
+    """The words of `absent_pulls` that bring the question more than `threshold` (cosine)
+    closer to the paper when left out: the detail a near miss asks for that this paper is
+    not about."""
+    found = absent_pulls(question, encoded, paper, vector)
+    return [word for word, pull in found.items() if pull > threshold]
+
+
+def missing_terms(
+    question: str,
+    names: Sequence[str],
+    answer: Answer,
+    pulled: Mapping[str, Sequence[str]] | None = None,
+) -> list[str]:
     """What the question asks that no cited abstract says (none when the answer cites
-    nothing): the asked names, the words the question insists on, and the words whose
-    contrasting form the abstract uses instead ("decoding" where it says "encoding")."""
+    nothing): the asked names, the words the question insists on, the words whose
+    contrasting form the abstract uses instead ("decoding" where it says "encoding"), and
+    `pulled`, each cited paper's `pulling_away` words by paper id."""
     cited = {c.paper_id for c in answer.citations}
     papers = [h.paper for h in answer.retrieved if h.paper.id in cited]
     if not papers:
@@ -96,6 +130,7 @@ def missing_terms(question: str, names: Sequence[str], answer: Answer) -> list[s
             set(missing_names(names, paper))
             | set(missing_insisted(insisted, have))
             | set(contrasted_terms(question, have))
+            | set((pulled or {}).get(paper.id, ()))
         )
     terms = [*names, *insisted, *(w for w in content_words(question) if w not in insisted)]
     found = [term for term in terms if all(term in gaps for gaps in missing)]

@@ -48,6 +48,7 @@ import numpy as np
 
 from rag.late_interaction import content_rows
 from rag.model_files import MAX_MODEL_TOKENS, bundled_model_path
+from rag.word_pull import QuestionVectors, without_each_word
 
 logger = logging.getLogger(__name__)
 
@@ -317,11 +318,17 @@ class OnnxEncoder:
         for batch, hidden in zip(batches, results, strict=True):
             yield batch, [ids[i] for i in batch], hidden
 
-    def encode_with_tokens(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """One text's vector (as `encode`) and content-token vectors, from one model pass."""
-        ids = self._tokenizer.encode(text).ids
+    def encode_with_tokens(self, text: str) -> QuestionVectors:
+        """One text's vector (as `encode`), content-token vectors and vector without each
+        word (rag.word_pull), from one model pass."""
+        encoding = self._tokenizer.encode(text)
+        ids = encoding.ids
         hidden = self._hidden([ids])
-        return _pooled(hidden, _mask([ids]))[0], content_rows(ids, hidden[0])
+        return QuestionVectors(
+            _pooled(hidden, _mask([ids]))[0],
+            content_rows(ids, hidden[0]),
+            without_each_word(text, encoding.offsets, hidden[0]),
+        )
 
     def _hidden(self, ids: list[list[int]]) -> np.ndarray:
         """The model's last hidden state, (texts, longest, 384), padded with id 0."""

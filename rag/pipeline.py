@@ -23,7 +23,7 @@ from rag.errors import IndexMissingError, InputError, PaperchatError, StorageErr
 from rag.index import PaperIndex
 from rag.inputs import validate_question
 from rag.lexical import lexical_path
-from rag.missing import missing_terms
+from rag.missing import missing_terms, pulling_away
 from rag.retrieve import HybridRetriever, Retrieval, asked_names
 from rag.settings import Settings
 from rag.types import Answer, IngestReport, Paper, Turn
@@ -234,7 +234,9 @@ class Assistant:
             yield from _pieces(answer.text)
         # The names this question asks about: a follow-up's carried names (the conversation's
         # papers) found the paper; "the second one" is not asking about the first one's name.
-        answer.missing_terms = missing_terms(question, asked_names(question, ()), answer)
+        answer.missing_terms = missing_terms(
+            question, asked_names(question, ()), answer, self._pulled(question, retrieval, answer)
+        )
         if answer.missing_terms:
             note = " ".join(
                 [note, f"The cited abstract does not mention: {', '.join(answer.missing_terms)}."]
@@ -243,6 +245,19 @@ class Assistant:
         answer.timings_ms = {**timings, **answer.timings_ms}
         answer.timings_ms["total"] = (time.perf_counter() - start) * 1000
         yield answer
+
+    def _pulled(self, question: str, retrieval: Retrieval, answer: Answer) -> dict[str, list[str]]:
+        """Each cited paper's words of the question that pull it away (rag.missing.pulling_away)."""
+        threshold = self.settings.answer.missing_word_pull
+        if retrieval.question is None or threshold is None or not answer.citations:
+            return {}
+        vectors = self.index.paper_vectors([c.paper_id for c in answer.citations])
+        papers = {hit.paper.id: hit.paper for hit in answer.retrieved}
+        return {
+            pid: pulling_away(question, retrieval.question, papers[pid], vector, threshold)
+            for pid, (vector, _) in vectors.items()
+            if pid in papers
+        }
 
     def ask(
         self,

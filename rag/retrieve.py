@@ -34,6 +34,7 @@ from rag.text import (
     without_words,
 )
 from rag.types import Hit, Paper, Turn
+from rag.word_pull import QuestionVectors
 
 # A question that leans on the conversation: a pronoun, or "this/that/the method" naming nothing.
 # A bare relative "that" ("methods that ...") is not a reference, so it does not count.
@@ -109,6 +110,9 @@ class Retrieval:
     timings_ms: dict[str, float] = field(default_factory=dict)
     names: list[str] = field(default_factory=list)
     dense_margin: float = 0.0  # see dense_margin()
+    # The query's pass of the model (hybrid mode with late interaction): rag.word_pull reads
+    # which of its words pull it away from the papers an answer cites.
+    question: QuestionVectors | None = None
 
 
 def dense_margin(chunk_scores: dict[str, float], cap: float) -> float:
@@ -137,9 +141,9 @@ class Signals:
     # The idf-weighted share of the query's terms that BM25's top paper uses (lexical_weight).
     lexical_coverage: float = 1.0
     # rag.late_interaction's score of (at least) the fused ranking's first rerank_depth papers,
-    # and the question's content-token vectors it is computed from.
+    # and the question's pass of the model it is computed from (its content-token vectors).
     late: dict[str, float] = field(default_factory=dict)
-    question_tokens: np.ndarray | None = None
+    question: QuestionVectors | None = None
 
 
 def _standardize(values: np.ndarray) -> np.ndarray:
@@ -273,9 +277,10 @@ class HybridRetriever:
         start = time.perf_counter()
         chunk_scores: dict[str, float] = {}
         chunks: dict[str, list[ChunkRef]] = {}
-        vector = tokens = None
+        vector = question = None
         if mode == "hybrid" and self.settings.late_weight:
-            vector, tokens = self.index.embeddings.query_vectors(query)
+            question = self.index.embeddings.query_vectors(query)
+            vector = question.vector
         elif mode in ("hybrid", "dense"):
             vector = np.asarray(self.index.embeddings.embed_query(query), dtype=np.float32)
         if vector is not None:
@@ -314,7 +319,7 @@ class HybridRetriever:
             pull = self._unknown_pull(query, stored, paper_scores, timings)
         return Signals(
             chunk_scores, paper_scores, standardized, raw, confidence, named, chunks, pull,
-            lexical_coverage=coverage, question_tokens=tokens,
+            lexical_coverage=coverage, question=question,
         )
 
     def _unknown_pull(
@@ -355,11 +360,11 @@ class HybridRetriever:
         t = time.perf_counter()
         fused = fuse(signals, self.settings, mode)
         papers: dict[str, Paper] = {}
-        if signals.question_tokens is not None:
+        if signals.question is not None:
             start = time.perf_counter()
             first = sorted(fused, key=lambda pid: fused[pid], reverse=True)
             papers = self.index.papers(first[: self.settings.rerank_depth])
-            late = self.index.late_scores(signals.question_tokens, list(papers.values()))
+            late = self.index.late_scores(signals.question.tokens, list(papers.values()))
             signals.late = late
             fused = reranked(fused, late, self.settings)
             timings["rerank"] = (time.perf_counter() - start) * 1000
@@ -380,7 +385,7 @@ class HybridRetriever:
         ]
         timings["fuse"] = (time.perf_counter() - t) * 1000
         margin = dense_margin(signals.chunk, self.settings.dense_margin_cap)
-        return Retrieval(query, hits, timings, names, margin)
+        return Retrieval(query, hits, timings, names, margin, signals.question)
 
     def _lexical(
         self, query: str, extra: dict[str, float]

@@ -266,6 +266,15 @@ class AnswerSettings(BaseSettings):
         "sentence that best answers each further part while the answer stays within this "
         "many words (0: never).",
     )
+    # Fitted by scripts/fit_word_pull.py (docs/evaluation.md).
+    missing_word_pull: float | None = Field(
+        default=0.016,
+        ge=0,
+        le=1,
+        description="A question word the cited abstract never uses is listed as missing when "
+        "leaving it out brings the question's vector this much closer (cosine) to the "
+        "abstract's: the detail a near miss insists on (unset: only names and insisted words).",
+    )
 
 
 class LLMSettings(BaseSettings):

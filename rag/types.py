@@ -86,8 +86,9 @@ class Answer:
     note: str = ""
     query: str = ""
     # Names the question insists on (a model, dataset, language, number) that the cited
-    # abstracts never mention, and words they only have in a contrasting form ("decoding"
-    # where they say "encoding"): the answer may be about something close, not the thing asked.
+    # abstracts never mention, words they only have in a contrasting form ("decoding" where
+    # they say "encoding"), and words they never use that pull the question away from them
+    # (rag.word_pull): the answer may be about something close, not the thing asked.
     missing_terms: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:

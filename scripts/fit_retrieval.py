@@ -104,7 +104,7 @@ def collect(corpus: str, path: Path, fold: str, answerable: bool) -> list[Case]:
         signals = assistant.retriever.signals(query, names)
         # Late interaction for the whole pool: every depth of the grid reranks a part of it.
         pool = signals.chunk.keys() | signals.paper.keys() | signals.lexical.keys()
-        question_tokens = assistant.index.embeddings.query_vectors(query)[1]
+        question_tokens = assistant.index.embeddings.query_vectors(query).tokens
         papers = list(assistant.index.papers(sorted(pool)).values())
         signals.late = assistant.index.late_scores(question_tokens, papers)
         gold = gold if answerable else set()

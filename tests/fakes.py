@@ -8,6 +8,8 @@ from concurrent.futures import Future
 
 import numpy as np
 
+from rag.word_pull import QuestionVectors
+
 
 class HashEmbeddings:
     """Deterministic stand-in for the model where only storage is under test."""
@@ -29,8 +31,9 @@ class HashEmbeddings:
         """One "token" per word, each the hash vector of the word."""
         return [self.embed_array(text.split() or [""]) for text in texts]
 
-    def query_vectors(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        return self.embed_array([text])[0], self.token_vectors([text])[0]
+    def query_vectors(self, text: str) -> QuestionVectors:
+        """No vector without each word: the fake pools no tokens (rag.word_pull)."""
+        return QuestionVectors(self.embed_array([text])[0], self.token_vectors([text])[0], {})
 
     def embed_later(self, texts: list[str]) -> Future[np.ndarray]:
         future: Future[np.ndarray] = Future()

@@ -1,0 +1,94 @@
+"""The words that pull a question away from a paper (rag.word_pull, rag.missing): unit cases
+on hand-made token vectors, and the real model on the bundled index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rag.missing import missing_terms, pulling_away
+from rag.types import Answer, Citation, Hit, Paper
+from rag.word_pull import QuestionVectors, pulls, without_each_word
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+def test_a_word_left_out_is_every_token_of_it_wherever_it_occurs() -> None:
+    text = "big cats like big boxes"
+    # [CLS], big, cats (two pieces), like, big, boxes, [SEP]
+    offsets = [(0, 0), (0, 3), (4, 6), (6, 8), (9, 13), (14, 17), (18, 23), (0, 0)]
+    hidden = np.eye(8, dtype=np.float32) + 0.1
+    without = without_each_word(text, offsets, hidden)
+    assert sorted(without) == ["big", "boxes", "cats", "like"]
+    kept = {"big": [0, 2, 3, 4, 6, 7], "cats": [0, 1, 4, 5, 6, 7]}
+    for word, rows in kept.items():
+        np.testing.assert_allclose(without[word], _unit(hidden[rows].sum(axis=0)), rtol=1e-5)
+    # The special tokens (empty spans) belong to no word and are never left out.
+    assert all(np.dot(v, _unit(hidden[0])) > 0 for v in without.values())
+
+
+def test_the_pull_is_how_much_closer_the_question_comes_without_the_word() -> None:
+    paper = _unit(np.array([1.0, 0.0, 0.0]))
+    question = QuestionVectors(
+        vector=_unit(np.array([1.0, 1.0, 0.0])),
+        tokens=np.zeros((0, 3)),
+        without_word={"audio": paper, "images": _unit(np.array([0.0, 1.0, 0.0]))},
+    )
+    found = pulls(question, ["audio", "images", "unseen"], paper)
+    assert found["audio"] == pytest.approx(1 - 2**-0.5)  # left out, the question is the paper
+    assert found["images"] < 0  # a word the paper says in its own terms holds it close
+    assert "unseen" not in found  # cut at the model's limit: nothing to measure
+
+
+def _paper(abstract: str) -> Paper:
+    return Paper(id="p1", title="Sound Free Images", abstract=abstract, url="")
+
+
+def test_only_words_the_paper_never_uses_can_pull_away() -> None:
+    paper = _paper("We caption images of animals.")
+    vector = _unit(np.array([1.0, 0.0]))
+    away = _unit(np.array([1.0, 0.0]))  # leaving the word out reaches the paper exactly
+    question = QuestionVectors(
+        _unit(np.array([1.0, 1.0])),
+        np.zeros((0, 2)),
+        {"audio": away, "images": away, "the": away, "podcasts": _unit(np.array([1.0, 1.1]))},
+    )
+    text = "Which audio podcasts do the images of animals come from?"
+    # "images" is the paper's own word; "the" is no content word; "podcasts" pulls too little.
+    assert pulling_away(text, question, paper, vector, threshold=0.05) == ["audio"]
+    assert pulling_away(text, question, paper, vector, threshold=0.5) == []
+
+
+def test_pulled_words_join_the_missing_terms_only_when_every_cited_paper_lacks_them() -> None:
+    papers = [_paper("We caption images."), Paper(id="p2", title="B", abstract="Audio.", url="")]
+    hits = [Hit(paper=p, score=1.0) for p in papers]
+    cite = [Citation(n=i + 1, paper_id=p.id, title=p.title, url="", evidence="") for i, p in enumerate(papers)]
+    question = "Which papers caption images with audio?"
+    one = Answer("…", cite[:1], hits, abstained=False, mode="extractive")
+    assert missing_terms(question, [], one, {"p1": ["audio"]}) == ["audio"]
+    assert missing_terms(question, [], one) == []
+    both = Answer("…", cite, hits, abstained=False, mode="extractive")
+    assert missing_terms(question, [], both, {"p1": ["audio"], "p2": []}) == []
+
+
+@pytest.mark.integration
+def test_a_near_miss_detail_is_named_by_its_pull(assistant: Any) -> None:
+    # Video-MME evaluates multimodal LLMs on videos, not underwater footage: no name, no
+    # insisting word, only the word's pull tells the detail the abstract lacks.
+    question = "Which video benchmark evaluates multimodal LLMs on underwater footage?"
+    answer = assistant.ask(question, mode="extractive")
+    assert answer.abstained or "underwater" in answer.missing_terms
+    retrieval = assistant.retriever.retrieve(question)
+    top = retrieval.hits[0].paper
+    vector = assistant.index.paper_vectors([top.id])[top.id][0]
+    threshold = assistant.settings.answer.missing_word_pull
+    assert pulling_away(question, retrieval.question, top, vector, threshold) == ["underwater"]
+    # A question the paper answers in its own words pulls nowhere.
+    plain = "How many videos does the Video-MME benchmark contain?"
+    retrieval = assistant.retriever.retrieve(plain)
+    assert retrieval.hits[0].paper.id == top.id
+    assert pulling_away(plain, retrieval.question, top, vector, threshold) == []
