@@ -1,7 +1,7 @@
 """Which of a question's words pull it away from a paper: the words a near miss insists on.
 
-A near miss ("Which paper trains CLIP-like models with federated learning?") matches a real
-paper in every word but the one detail that paper lacks. A paraphrase lacks many of its
+A near miss (a video benchmark asked for its "underwater footage") matches a real paper in
+every word but the one detail that paper lacks. A paraphrase lacks many of its
 paper's words too ("pictures" for "images"), so absence alone flags nearly every right
 answer. What tells them apart is the word's pull: the question's vector (the bundled model
 mean-pools its tokens) with that word's tokens left out of the pooling comes *closer* to the
