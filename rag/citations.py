@@ -91,12 +91,25 @@ def citation_for(
 def format_sources(citations: Sequence[Citation], link: Callable[[Citation], str] | None = None) -> str:
     """The source list printed under an answer: `[1] Title (Lin et al., 2024) — link`, the
     link marked "(search)" when it only searches for the title."""
-    lines = []
-    for c in citations:
-        by = byline(c.authors, c.year)
-        search = " (search)" if c.link_kind == "search" else ""
-        lines.append(f"[{c.n}] {c.title}{f' ({by})' if by else ''} — {link(c) if link else c.url}{search}")
-    return "\n".join(lines)
+    return "\n".join(
+        f"[{c.n}] " + _source_line(c.title, c.authors, c.year, link(c) if link else c.url, c.link_kind)
+        for c in citations
+    )
+
+
+def format_closest(hits: Sequence[Hit], most: int = 3) -> str:
+    """The papers a refused question came closest to, as `format_sources` lists sources but
+    without markers: nothing in the answer points to them."""
+    return "\n".join(
+        "- " + _source_line(h.paper.title, h.paper.authors, h.paper.year, h.paper.url, h.paper.link_kind)
+        for h in hits[:most]
+    )
+
+
+def _source_line(title: str, authors: Sequence[str], year: str, url: str, link_kind: str) -> str:
+    by = byline(authors, year)
+    search = " (search)" if link_kind == "search" else ""
+    return f"{title}{f' ({by})' if by else ''} — {url}{search}"
 
 
 # --- LLM answers: markers as the model writes them, verified against the retrieved sources ---

@@ -189,19 +189,23 @@ def test_follow_up_uses_history(
     assert json.loads(out)["citations"][0]["title"].startswith("Coarse-to-Fine")
 
 
+QUESTION_NO_PAPER_ANSWERS = "Which paper proposes a model for 3D segmentation of organs in CT scans?"
+
+
 def test_unanswerable_question_abstains(
     bundled_db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(
-        capsys,
-        "ask",
-        "Which paper proposes a model for 3D segmentation of organs in CT scans?",
-        "--db",
-        str(bundled_db),
-        "--json",
-    )
+    code, out, _ = run(capsys, "ask", QUESTION_NO_PAPER_ANSWERS, "--db", str(bundled_db), "--json")
     answer = json.loads(out)
     assert code == 0 and answer["abstained"] is True and answer["citations"] == []
+    # In plain text the refusal lists the papers it came closest to, as the web chat does,
+    # so a reader can check them; a question that asks nothing lists none.
+    code, out, _ = run(capsys, "ask", QUESTION_NO_PAPER_ANSWERS, "--db", str(bundled_db))
+    closest = out.split("Closest papers (none clearly answers it):\n", 1)[1].splitlines()
+    assert code == 0 and len(closest) == 3
+    assert closest[0].startswith("- " + answer["retrieved"][0]["title"] + " — ")
+    code, out, _ = run(capsys, "ask", "What is 2+2?", "--db", str(bundled_db))
+    assert code == 0 and "names nothing to look up" in out and "Closest papers" not in out
 
 
 @pytest.mark.parametrize(
