@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.citations import citation_for, evidence, ranked_sentences
+from rag.citations import citation_for, evidence, format_closest, ranked_sentences
 from rag.lexical import LexicalIndex
 from rag.missing import missing_names
 from rag.record import record_answer, record_fields
@@ -41,6 +41,16 @@ NOTHING_ASKED = (
     "dataset or result."
 )
 ALREADY_SAID = "The abstract of {title} says nothing more on this than the answer above [{n}]."
+CLOSEST_HEADING = "Closest papers (none clearly answers it):"
+
+
+def closest_papers(answer: Answer) -> str:
+    """Under a refusal for weak support, the papers it came closest to (as the web chat lists
+    them): a question refused with its paper first is then one step from it. Empty for an
+    answer, or for a question that asks nothing."""
+    if not answer.abstained or not answer.retrieved or answer.text == NOTHING_ASKED:
+        return ""
+    return f"{CLOSEST_HEADING}\n{format_closest(answer.retrieved)}"
 # Questions that ask for several papers: "papers" anywhere, "works" as a noun, "every paper",
 # or a plural head noun after the question word or an imperative ("Which methods ...", "What
 # are some approaches ...", "List models ...", "Are there several systems ..."); "which

@@ -179,8 +179,8 @@ def cited_bibtex(answer: Any) -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from rag.answer import NOTHING_ASKED
-    from rag.citations import format_closest, format_sources
+    from rag.answer import closest_papers
+    from rag.citations import format_sources
     from rag.inputs import load_history, validate_question
     from rag.types import Answer, Rejected
 
@@ -216,10 +216,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     print()
     if answer.citations:
         print("\nSources:\n" + format_sources(answer.citations))
-    elif answer.abstained and answer.retrieved and answer.text != NOTHING_ASKED:
-        # As the web chat lists them: a question refused for weak support may still be about
-        # the first of them, and a reader can check.
-        print("\nClosest papers (none clearly answers it):\n" + format_closest(answer.retrieved))
+    elif closest := closest_papers(answer):
+        print(f"\n{closest}")
     if answer.note:
         print(f"\nNote: {answer.note}", file=sys.stderr)
     return 0

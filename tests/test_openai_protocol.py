@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from rag.errors import IndexMissingError, InputError
 from rag.settings import Settings
-from rag.types import Answer, Citation, Turn
+from rag.types import Answer, Citation, Hit, Paper, Turn
 from ui.api_auth import ApiCredentials
 from ui.openai_protocol import (
     APIError,
@@ -109,6 +109,18 @@ def test_completion_content_and_extra_field() -> None:
 def test_an_abstention_has_no_sources_list() -> None:
     content = completion(answer(text="The papers don't say.", citations=[], abstained=True))
     assert content["choices"][0]["message"]["content"] == "The papers don't say."
+
+
+def test_an_abstention_lists_the_closest_papers_and_a_follow_up_drops_them() -> None:
+    near = Hit(paper=Paper(id="p2", title="Near Paper", abstract="…", url="https://b"), score=1.0)
+    refused = answer(text="The papers don't say.", citations=[], abstained=True, retrieved=[near])
+    content = completion(refused)["choices"][0]["message"]["content"]
+    assert content == (
+        "The papers don't say.\n\nClosest papers (none clearly answers it):\n- Near Paper — https://b"
+    )
+    chat = parse_chat_request(request(user("What is X?"), {"role": "assistant", "content": content},
+                                      user("And Z?")))
+    assert chat.history == [Turn("user", "What is X?"), Turn("assistant", "The papers don't say.")]
 
 
 def events(lines: list[str]) -> list[Any]:

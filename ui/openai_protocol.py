@@ -5,8 +5,10 @@ request parsing, the completion and chunk objects and the error objects are unit
 alone. What a client gets (docs/integrations.md):
 
 - `message.content` (or the concatenated `delta.content` of a stream): the answer with its
-  `[n]` markers, then a blank line, `Sources:` and one `[n] Title — url` line per citation,
-  then `Note: ...` when something degraded (an LLM fallback, a removed citation, ...).
+  `[n]` markers, then a blank line, `Sources:` and one `[n] Title — url` line per citation
+  (under a refusal, `Closest papers (none clearly answers it):` and a `- Title — url` line
+  for each of the three closest), then `Note: ...` when something degraded or the cited
+  abstracts lack a word the question asks about.
 - `paperchat`, an extra top-level field of the completion (of the final chunk when
   streamed): the object `paperchat ask --json` prints (answer, abstained, citations with n,
   paper_id, title, url, evidence, retrieved, mode, timings_ms, note), so programs need not
@@ -23,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from rag.answer import CLOSEST_HEADING, closest_papers
 from rag.citations import format_sources
 from rag.errors import InputError, PaperchatError
 from rag.types import Answer, Turn
@@ -34,7 +37,7 @@ MAX_K = 20
 
 # What paperchat itself appends to an answer; removed again when a client sends the answer
 # back as history, so a follow-up sees the conversation, not the source list.
-_APPENDED = re.compile(r"\n\n(?:Sources:\n\[\d+\] |Note: )")
+_APPENDED = re.compile(rf"\n\n(?:Sources:\n\[\d+\] |{re.escape(CLOSEST_HEADING)}\n- |Note: )")
 
 
 class APIError(Exception):
@@ -174,10 +177,13 @@ def message_text(content: Any, index: int) -> str:
 
 
 def appended_text(answer: Answer) -> str:
-    """What follows the answer text: the source list, then the note."""
+    """What follows the answer text: the source list (a refusal's closest papers), then the
+    note."""
     tail = ""
     if answer.citations:
         tail += "\n\nSources:\n" + format_sources(answer.citations)
+    elif closest := closest_papers(answer):
+        tail += f"\n\n{closest}"
     if answer.note:
         tail += f"\n\nNote: {answer.note}"
     return tail
