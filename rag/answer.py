@@ -51,6 +51,8 @@ def closest_papers(answer: Answer) -> str:
     if not answer.abstained or not answer.retrieved or answer.text == NOTHING_ASKED:
         return ""
     return f"{CLOSEST_HEADING}\n{format_closest(answer.retrieved)}"
+
+
 # Questions that ask for several papers: "papers" anywhere, "works" as a noun, "every paper",
 # or a plural head noun after the question word or an imperative ("Which methods ...", "What
 # are some approaches ...", "List models ...", "Are there several systems ..."); "which

@@ -249,7 +249,7 @@ class Assistant:
     def _pulled(self, question: str, retrieval: Retrieval, answer: Answer) -> dict[str, list[str]]:
         """Each cited paper's words of the question that pull it away (rag.missing.pulling_away)."""
         threshold = self.settings.answer.missing_word_pull
-        if retrieval.question is None or threshold is None or not answer.citations:
+        if retrieval.question is None or not answer.citations:
             return {}
         vectors = self.index.paper_vectors([c.paper_id for c in answer.citations])
         papers = {hit.paper.id: hit.paper for hit in answer.retrieved}

@@ -110,8 +110,8 @@ class Retrieval:
     timings_ms: dict[str, float] = field(default_factory=dict)
     names: list[str] = field(default_factory=list)
     dense_margin: float = 0.0  # see dense_margin()
-    # The query's pass of the model (hybrid mode with late interaction): rag.word_pull reads
-    # which of its words pull it away from the papers an answer cites.
+    # The query's pass of the model (hybrid mode): rag.word_pull reads which of its words
+    # pull it away from the papers an answer cites.
     question: QuestionVectors | None = None
 
 
@@ -278,10 +278,10 @@ class HybridRetriever:
         chunk_scores: dict[str, float] = {}
         chunks: dict[str, list[ChunkRef]] = {}
         vector = question = None
-        if mode == "hybrid" and self.settings.late_weight:
+        if mode == "hybrid":  # one pass: the vector, and what late interaction and word_pull read
             question = self.index.embeddings.query_vectors(query)
             vector = question.vector
-        elif mode in ("hybrid", "dense"):
+        elif mode == "dense":
             vector = np.asarray(self.index.embeddings.embed_query(query), dtype=np.float32)
         if vector is not None:
             timings["embed"] = (time.perf_counter() - start) * 1000
@@ -360,7 +360,7 @@ class HybridRetriever:
         t = time.perf_counter()
         fused = fuse(signals, self.settings, mode)
         papers: dict[str, Paper] = {}
-        if signals.question is not None:
+        if signals.question is not None and self.settings.late_weight:
             start = time.perf_counter()
             first = sorted(fused, key=lambda pid: fused[pid], reverse=True)
             papers = self.index.papers(first[: self.settings.rerank_depth])

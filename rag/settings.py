@@ -267,13 +267,14 @@ class AnswerSettings(BaseSettings):
         "many words (0: never).",
     )
     # Fitted by scripts/fit_word_pull.py (docs/evaluation.md).
-    missing_word_pull: float | None = Field(
+    missing_word_pull: float = Field(
         default=0.016,
         ge=0,
         le=1,
         description="A question word the cited abstract never uses is listed as missing when "
-        "leaving it out brings the question's vector this much closer (cosine) to the "
-        "abstract's: the detail a near miss insists on (unset: only names and insisted words).",
+        "leaving it out brings the question's vector more than this much closer (cosine) to "
+        "the abstract's: the detail a near miss insists on (1: never; names and insisted "
+        "words are listed either way).",
     )
 
 
