@@ -87,8 +87,10 @@ class TorchEncoder:
             text, truncation=True, max_length=limit, return_offsets_mapping=True
         )
         offsets = [tuple(span) for span in encoded["offset_mapping"]]
+        # The model's pooling (mean over the tokens, unit length) from the same pass.
+        pooled = hidden.mean(axis=0)
         return QuestionVectors(
-            self.encode([text], 1)[0],
+            (pooled / np.linalg.norm(pooled)).astype(np.float32),
             content_rows(encoded["input_ids"], hidden),
             without_each_word(text, offsets, hidden),
         )

@@ -28,6 +28,12 @@ def _eval(bundled_db: Path, tmp_path: Path, name: str, *guards: str) -> dict[str
     return report
 
 
+def _assert_refused(report: dict[str, Any], ids: tuple[str, ...]) -> None:
+    """The default config refused each of these questions (a set's off-topic ones)."""
+    rows = [q for q in report["questions"] if q["id"] in ids and q["config"] == "default"]
+    assert len(rows) == len(ids) and all(q["abstained"] for q in rows)
+
+
 def test_regression_questions(bundled_db: Path, tmp_path: Path) -> None:
     report = _eval(
         bundled_db,
@@ -121,8 +127,7 @@ def test_unseen2_set_targets(bundled_db: Path, tmp_path: Path) -> None:
         "false_abstention_rate=0.09",
         "refused_or_flagged=1.0",  # since the missing-word pull
     )
-    off_topic = [q for q in report["questions"] if q["id"] in ("u2-31", "u2-32", "u2-33")]
-    assert off_topic and all(q["abstained"] for q in off_topic if q["config"] == "default")
+    _assert_refused(report, ("u2-31", "u2-32", "u2-33"))
 
 
 def test_a_near_miss_is_flagged_or_refused(assistant: Any) -> None:
@@ -248,5 +253,4 @@ def test_unseen3_set_targets(bundled_db: Path, tmp_path: Path) -> None:
     report = _eval(
         bundled_db, tmp_path, "unseen3", "recall@5=0.86", "mrr=0.83", "false_abstention_rate=0.17"
     )
-    off_topic = [q for q in report["questions"] if q["id"] in ("u3-18", "u3-29", "u3-40")]
-    assert off_topic and all(q["abstained"] for q in off_topic if q["config"] == "default")
+    _assert_refused(report, ("u3-18", "u3-29", "u3-40"))
