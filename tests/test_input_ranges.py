@@ -78,6 +78,7 @@ def test_other_numeric_flags_are_checked_the_same_way(
             "Input should be greater than or equal to 0",
         ),
         ("PAPERCHAT_RETRIEVAL_DENSE_MARGIN_CAP", "3", "Input should be less than or equal to 2"),
+        ("PAPERCHAT_ANSWER_MISSING_WORD_PULL", "2", "Input should be less than or equal to 1"),
     ],
 )
 def test_out_of_range_environment_setting_is_a_message(
