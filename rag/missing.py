@@ -11,7 +11,15 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from rag.text import content_words, insisted_terms, name_key, name_keys, spelled_out, stems
+from rag.text import (
+    content_words,
+    insisted_terms,
+    name_key,
+    name_keys,
+    spelled_out,
+    stems,
+    words,
+)
 from rag.types import Answer, Paper
 from rag.word_pull import QuestionVectors, pulls
 
@@ -83,16 +91,25 @@ def contrasted_terms(question: str, have: set[str]) -> list[str]:
     return found
 
 
+# "how many GPUs", "how large": the word after "how" is the question's form, never the
+# detail a near miss differs in (abstracts never say "many", so it always pulls).
+_HOW = re.compile(r"\bhow\s+(\w+)", re.IGNORECASE)
+
+
 def absent_pulls(
     question: str, encoded: QuestionVectors, paper: Paper, vector: np.ndarray
 ) -> dict[str, float]:
     """The pull (rag.word_pull.pulls) of each of the question's words the paper never uses,
-    from the question's pass of the model (`encoded`) and the paper's vector."""
+    from the question's pass of the model (`encoded`) and the paper's vector; not the word
+    after "how"."""
     have = paper_stems(paper)
+    form = {match.group(1).lower() for match in _HOW.finditer(question)}
     absent = [
         word
         for word in dict.fromkeys(content_words(question))
-        if len(word) > 3 and not set(stems(word)) <= have  # short words: "per", "one"
+        if len(word) > 3  # short words: "per", "one"
+        and word not in form
+        and not set(stems(word)) <= have
     ]
     return pulls(encoded, absent, vector)
 
@@ -133,5 +150,20 @@ def missing_terms(
             | set((pulled or {}).get(paper.id, ()))
         )
     terms = [*names, *insisted, *(w for w in content_words(question) if w not in insisted)]
-    found = [term for term in terms if all(term in gaps for gaps in missing)]
-    return list(dict.fromkeys(found))
+    found: list[str] = []
+    for term in terms:
+        # A word of a name listed already ("bilstm" of "BiLSTM-CRF", "gpus" of "GPUs") is
+        # that name again.
+        listed = {part for earlier in found for part in words(earlier)}
+        if all(term in gaps for gaps in missing) and not set(words(term)) <= listed:
+            found.append(term)
+    return found
+
+
+def missing_note(answer: Answer) -> str:
+    """The sentence that lists `answer.missing_terms` for a reader."""
+    if len(answer.citations) < 2:
+        lead = "The cited abstract does not mention"
+    else:  # every cited abstract lacks each term (missing_terms)
+        lead = "None of the cited abstracts mentions"
+    return f"{lead}: {', '.join(answer.missing_terms)}."

@@ -23,7 +23,7 @@ from rag.errors import IndexMissingError, InputError, PaperchatError, StorageErr
 from rag.index import PaperIndex
 from rag.inputs import validate_question
 from rag.lexical import lexical_path
-from rag.missing import missing_terms, pulling_away
+from rag.missing import missing_note, missing_terms, pulling_away
 from rag.retrieve import HybridRetriever, Retrieval, asked_names
 from rag.settings import Settings
 from rag.types import Answer, IngestReport, Paper, Turn
@@ -238,9 +238,7 @@ class Assistant:
             question, asked_names(question, ()), answer, self._pulled(question, retrieval, answer)
         )
         if answer.missing_terms:
-            note = " ".join(
-                [note, f"The cited abstract does not mention: {', '.join(answer.missing_terms)}."]
-            ).strip()
+            note = " ".join([note, missing_note(answer)]).strip()
         answer.note = " ".join(x for x in (answer.note, note) if x)
         answer.timings_ms = {**timings, **answer.timings_ms}
         answer.timings_ms["total"] = (time.perf_counter() - start) * 1000

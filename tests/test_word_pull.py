@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag.missing import missing_terms, pulling_away
+from rag.missing import missing_note, missing_terms, pulling_away
 from rag.types import Answer, Citation, Hit, Paper
 from rag.word_pull import QuestionVectors, pulls, without_each_word
 
@@ -73,6 +73,34 @@ def test_pulled_words_join_the_missing_terms_only_when_every_cited_paper_lacks_t
     assert missing_terms(question, [], one) == []
     both = Answer("…", cite, hits, abstained=False, mode="extractive")
     assert missing_terms(question, [], both, {"p1": ["audio"], "p2": []}) == []
+
+
+def test_the_word_after_how_is_the_questions_form_not_a_detail() -> None:
+    paper = _paper("We caption images of animals.")
+    vector = _unit(np.array([1.0, 0.0]))
+    away = _unit(np.array([1.0, 0.0]))
+    question = QuestionVectors(_unit(np.array([1.0, 1.0])), np.zeros((0, 2)), {"many": away, "gpus": away})
+    assert pulling_away("How many GPUs caption images?", question, paper, vector, 0.05) == ["gpus"]
+
+
+def test_a_name_is_listed_once_however_its_words_are_found() -> None:
+    papers = [_paper("We caption images.")]
+    cite = [Citation(n=1, paper_id="p1", title=papers[0].title, url="", evidence="")]
+    answer = Answer("…", cite, [Hit(paper=papers[0], score=1.0)], abstained=False, mode="extractive")
+    # The name as written, then its words as the pull and the content words read them.
+    pulled = {"p1": ["gpus", "bilstm", "crf"]}
+    found = missing_terms("How many GPUs does the BiLSTM-CRF tagger need?", ["GPUs", "BiLSTM-CRF"], answer, pulled)
+    assert found == ["GPUs", "BiLSTM-CRF"]
+
+
+def test_the_note_speaks_of_every_cited_abstract_when_there_are_several() -> None:
+    papers = [_paper("We caption images."), Paper(id="p2", title="B", abstract="Audio.", url="")]
+    cite = [Citation(n=i + 1, paper_id=p.id, title=p.title, url="", evidence="") for i, p in enumerate(papers)]
+    hits = [Hit(paper=p, score=1.0) for p in papers]
+    one = Answer("…", cite[:1], hits, abstained=False, mode="extractive", missing_terms=["sonar"])
+    both = Answer("…", cite, hits, abstained=False, mode="extractive", missing_terms=["sonar"])
+    assert missing_note(one) == "The cited abstract does not mention: sonar."
+    assert missing_note(both) == "None of the cited abstracts mentions: sonar."
 
 
 @pytest.mark.integration
