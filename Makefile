@@ -33,6 +33,7 @@ eval: $(STAMP)
 	$(BIN)/paperchat eval evals/sets/unseen.jsonl --mode extractive --out docs/eval-report-unseen
 	$(BIN)/paperchat eval evals/sets/unseen2.jsonl --mode extractive --out docs/eval-report-unseen2
 	$(BIN)/paperchat eval evals/sets/unseen3.jsonl --mode extractive --out docs/eval-report-unseen3
+	$(BIN)/paperchat eval evals/sets/unseen4.jsonl --mode extractive --out docs/eval-report-unseen4
 	$(BIN)/python -m evals.aclsum $(ACLSUM)
 	$(BIN)/paperchat ingest $(ACLSUM)/aclsum-corpus.jsonl --db $(ACLSUM)/db
 	$(BIN)/paperchat eval $(ACLSUM)/aclsum.jsonl --db $(ACLSUM)/db --mode extractive --out docs/eval-report-aclsum
