@@ -91,19 +91,23 @@ def contrasted_terms(question: str, have: set[str]) -> list[str]:
     return found
 
 
-# "how many GPUs", "how large": the word after "how" is the question's form, never the
-# detail a near miss differs in (abstracts never say "many", so it always pulls).
-_HOW = re.compile(r"\bhow\s+(\w+)", re.IGNORECASE)
+# The question's form, never the detail a near miss differs in: the word after "how" ("how
+# many GPUs": abstracts never say "many", so it always pulls), and the verb that ties the
+# papers a list asks for to their topic ("Which papers study ...": a fifth of the bundled
+# abstracts say "study", yet four on facial expressions did not).
+_FORM = re.compile(
+    r"\bhow\s+(\w+)|^\W*(?:which|what)\s+(?:papers|works|studies)\s+(\w+)", re.IGNORECASE
+)
 
 
 def absent_pulls(
     question: str, encoded: QuestionVectors, paper: Paper, vector: np.ndarray
 ) -> dict[str, float]:
     """The pull (rag.word_pull.pulls) of each of the question's words the paper never uses,
-    from the question's pass of the model (`encoded`) and the paper's vector; not the word
-    after "how"."""
+    from the question's pass of the model (`encoded`) and the paper's vector; not the words
+    of the question's form (`_FORM`)."""
     have = paper_stems(paper)
-    form = {match.group(1).lower() for match in _HOW.finditer(question)}
+    form = {word.lower() for match in _FORM.finditer(question) for word in match.groups() if word}
     absent = [
         word
         for word in dict.fromkeys(content_words(question))

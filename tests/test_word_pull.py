@@ -75,12 +75,21 @@ def test_pulled_words_join_the_missing_terms_only_when_every_cited_paper_lacks_t
     assert missing_terms(question, [], both, {"p1": ["audio"], "p2": []}) == []
 
 
-def test_the_word_after_how_is_the_questions_form_not_a_detail() -> None:
+def test_the_words_of_the_questions_form_are_no_detail() -> None:
     paper = _paper("We caption images of animals.")
     vector = _unit(np.array([1.0, 0.0]))
     away = _unit(np.array([1.0, 0.0]))
-    question = QuestionVectors(_unit(np.array([1.0, 1.0])), np.zeros((0, 2)), {"many": away, "gpus": away})
+    words = {w: away for w in ("many", "gpus", "study", "studies", "sonar")}
+    question = QuestionVectors(_unit(np.array([1.0, 1.0])), np.zeros((0, 2)), words)
     assert pulling_away("How many GPUs caption images?", question, paper, vector, 0.05) == ["gpus"]
+    # A list's verb ties the papers to their topic; one paper's verb may be its detail.
+    assert pulling_away("Which papers study sonar images?", question, paper, vector, 0.05) == [
+        "sonar"
+    ]
+    assert pulling_away("Which paper studies sonar images?", question, paper, vector, 0.05) == [
+        "studies",
+        "sonar",
+    ]
 
 
 def test_a_name_is_listed_once_however_its_words_are_found() -> None:
