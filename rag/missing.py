@@ -155,12 +155,14 @@ def missing_terms(
         )
     terms = [*names, *insisted, *(w for w in content_words(question) if w not in insisted)]
     found: list[str] = []
+    listed: set[str] = set()  # the words of the terms found so far
     for term in terms:
         # A word of a name listed already ("bilstm" of "BiLSTM-CRF", "gpus" of "GPUs") is
         # that name again.
-        listed = {part for earlier in found for part in words(earlier)}
-        if all(term in gaps for gaps in missing) and not set(words(term)) <= listed:
+        parts = set(words(term))
+        if all(term in gaps for gaps in missing) and not parts <= listed:
             found.append(term)
+            listed |= parts
     return found
 
 
