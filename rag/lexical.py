@@ -18,19 +18,25 @@ import numpy as np
 
 from rag.citations import term_coverage
 from rag.settings import Settings
-from rag.text import content_words, stems
+from rag.text import content_words, joined_names, stems
 from rag.types import CorpusSummary, Paper
 
 # 3: with the corpus summary; 4: postings saved without bm25s's class; 5: counts such as "10M"
-# also indexed as "10" and "million" (rag.text.stems)
-FORMAT_VERSION = 5
+# also indexed as "10" and "million" (rag.text.stems); 6: joined names such as "ST-Align" also
+# indexed whole (rag.text.joined_names)
+FORMAT_VERSION = 6
 # Beside the BM25 file: the summary alone, readable without unpickling BM25 (or Chroma).
 SUMMARY_FILE = "summary.json"
 
 
+def lexical_terms(text: str) -> list[str]:
+    """What BM25 matches: the text's stems and its joined names."""
+    return stems(text) + joined_names(text)
+
+
 def paper_terms(title: str, abstract: str) -> list[str]:
     # The title counts twice: it names what the paper is about.
-    return stems(f"{title} {title} {abstract}")
+    return lexical_terms(f"{title} {title} {abstract}")
 
 
 @dataclass
@@ -124,7 +130,7 @@ class LexicalIndex:
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every paper, in `ids` order."""
         vocab = self._bm25.vocab_dict
-        terms = [vocab[t] for t in stems(query) if t in vocab]
+        terms = [vocab[t] for t in lexical_terms(query) if t in vocab]
         if not terms or not self.ids:
             return np.zeros(len(self.ids), dtype=np.float32)
         # bm25s's own get_scores sums the terms' columns with np.add.at, which is unbuffered:

@@ -100,6 +100,23 @@ def stems(text: str) -> list[str]:
     return list(_stemmer().stemWords(found))
 
 
+# A name joined by hyphens or dots with a part too short to be a word of its own: "ST-Align",
+# "GPT-4V", "Qwen2-VL". content_words drops such parts ("st", "4v", "vl"), so the name would
+# match only by its common part ("align").
+_JOINED = re.compile(r"[0-9a-z]+(?:[-.][0-9a-z]+)+")
+
+
+def joined_names(text: str) -> list[str]:
+    """Such names as one lower-cased term each ("stalign", "gpt4v"), in order."""
+    found = []
+    for match in _JOINED.finditer(text.lower()):
+        parts = match.group(0).replace(".", "-").split("-")
+        short = any(len(part) < 3 and not part.isdigit() for part in parts)
+        if short and any(len(part) >= 3 for part in parts):  # not "e.g.", "v1.0"
+            found.append("".join(parts))
+    return found
+
+
 # A word that names something: a capital after its first letter (TokenPacker, LLaVA, GPUs), a
 # digit (VisDial, v1.0, 3D), or a capital where a sentence does not start (Yi, Japanese).
 # A possessive is not part of the name: "Yi's context length" asks about Yi.

@@ -60,6 +60,9 @@ def test_regression_questions(bundled_db: Path, tmp_path: Path) -> None:
     # Near the corpus's topics, but matched only once the words no paper uses ("copyrighted",
     # "federated") are ignored: refused, not answered from a neighbouring paper.
     assert rows["r09"]["abstained"] and rows["r10"]["abstained"]
+    # A name introduced only in an abstract, with a part too short to be a word ("ST-Align"):
+    # the paper that introduces it, not one whose title says "Align".
+    assert "4.3M training samples" in rows["r11"]["answer"]
 
 
 def test_dev_set_targets(bundled_db: Path, tmp_path: Path) -> None:

@@ -208,16 +208,15 @@ def test_follow_up_carries_the_last_exchange() -> None:
 def test_bm25_scores_equal_bm25s_own_scoring() -> None:
     # LexicalIndex.scores sums the query terms' columns itself (bm25s's np.add.at is slow):
     # it must give bm25s's numbers, repeated query terms included.
-    from rag.lexical import LexicalIndex
-    from rag.text import stems
+    from rag.lexical import LexicalIndex, lexical_terms
 
     papers, _ = load_corpus(None, "{query}")
     lexical = LexicalIndex.build(
         [p.id for p in papers], [(p.title, p.abstract) for p in papers], "g"
     )
     vocab = lexical._bm25.vocab_dict
-    for query in ("graph neural networks", "visual dialog NDCG dialog", "zzzz", ""):
-        terms = [t for t in stems(query) if t in vocab]
+    for query in ("graph neural networks", "visual dialog NDCG dialog", "GPT-4V", "zzzz", ""):
+        terms = [t for t in lexical_terms(query) if t in vocab]
         expected = lexical._bm25.get_scores(terms) if terms else np.zeros(len(papers))
         np.testing.assert_allclose(lexical.scores(query), expected, rtol=1e-5, atol=1e-6)
 
@@ -276,6 +275,28 @@ def test_counts_match_written_either_way() -> None:
     # "10M" is found by "10 million", and "3.1T" finds "3.1 trillion".
     assert lexical.ids[int(np.argmax(lexical.scores("a dataset of 10 million pairs")))] == "short"
     assert lexical.ids[int(np.argmax(lexical.scores("pretrained on 3.1T tokens")))] == "long"
+
+
+def test_a_joined_name_with_a_short_part_is_matched_whole() -> None:
+    # "ST-Align" read word by word is only "align" ("st" is too short to be a word), which
+    # every alignment paper uses: matched whole, it finds the paper that introduces it.
+    from rag.lexical import LexicalIndex
+    from rag.text import joined_names
+
+    assert joined_names("ST-Align, GPT-4V and Qwen2-VL") == ["stalign", "gpt4v", "qwen2vl"]
+    # No short part, or nothing but short parts and numbers: the words themselves suffice.
+    assert joined_names("vision-language models, e.g. LLaVA-1.5 on VisDial v1.0") == []
+    lexical = LexicalIndex.build(
+        ["align", "introduces"],
+        [
+            ("Re-Align: aligning models", "We align vision and language, align rewards and align."),
+            ("A spatial-temporal model", "We build the ST-Align dataset of video samples."),
+        ],
+        "g",
+    )
+    assert lexical.ids[int(np.argmax(lexical.scores("Which paper proposes ST-Align?")))] == (
+        "introduces"
+    )
 
 
 def test_a_place_in_a_list_searches_with_the_exchange_that_gave_the_list() -> None:
