@@ -20,6 +20,12 @@ from rag.papers import normalize_title
 from rag.textfiles import read_json_lines
 from rag.types import Turn
 
+# The sets of evals/sets/ every calibrated constant is fitted on (scripts/fit_*.py, leave one
+# set out). The unseen sets were each written blind (by someone who never ran paperchat) and
+# first reported held out; unseen5 and later stay held out: never fitted on, the check on all
+# of it (docs/evaluation.md).
+FITTING_SETS = ("dev", "dev_hard", "fresh", "holdout", "unseen", "unseen2", "unseen3", "unseen4")
+
 # "summary": a human-written summary used as the query (the external ACLSum set).
 QUESTION_TYPES = ("paraphrase", "keyword", "multi", "unanswerable", "followup", "summary")
 

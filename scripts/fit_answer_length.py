@@ -2,15 +2,16 @@
 
     .venv/bin/python scripts/fit_answer_length.py [--db DIR] [--out docs/fit-answer.json]
 
-The four sets over the bundled corpus (dev, dev_hard, fresh, holdout) carry key points;
+The sets over the bundled corpus that constants are fitted on (evals.sets.FITTING_SETS) carry
+key points;
 ACLSum's "key points" are its queries, so it says nothing about answer shape and is left out.
 
 Procedure: every setting of the grid answers every question of every set once (extractive,
 the real index and model). A setting is allowed for a set of training sets when each of them
 keeps its median answer at most WORD_TARGET words (issue 11's target); among the allowed ones
 the highest mean key-point coverage wins (each set weighing the same), fewer words breaking
-ties. Leave one set out: fit on three, report the fourth; the shipped setting is fitted on
-all four. Report to --out (JSON) and stdout.
+ties. Leave one set out: fit on the others, report the one left out; the shipped setting is
+fitted on all of them. Report to --out (JSON) and stdout.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evals.metrics import key_point_coverage  # noqa: E402
-from evals.sets import load_set  # noqa: E402
+from evals.sets import FITTING_SETS, load_set  # noqa: E402
 from rag.pipeline import Assistant  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
-SETS = ("dev", "dev_hard", "fresh", "holdout")
+SETS = FITTING_SETS
 GRID = {
     "max_sentences": (2, 3),
     "fill_words": (45, 50, 55, 60, 65, 70),

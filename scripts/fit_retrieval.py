@@ -2,10 +2,11 @@
 
     .venv/bin/python scripts/fit_retrieval.py --bundled-db DIR --aclsum-db DIR --aclsum-set FILE
 
-Five sets: dev, dev_hard, fresh and holdout (over the bundled corpus; fresh and holdout were
-written blind, without running paperchat on them) and ACLSum (over its own 250 papers;
-`python -m evals.aclsum` writes both files). Each set also gives negatives for
-abstention: its questions asked of the other corpus, where no paper answers them.
+Nine sets: evals.sets.FITTING_SETS over the bundled corpus (dev, dev_hard, fresh, holdout and
+unseen to unseen4; all but the two dev sets were written blind, without running paperchat on
+them) and ACLSum (over its own 250 papers; `python -m evals.aclsum` writes both files). Each
+set also gives negatives for abstention: its questions asked of the other corpus, where no
+paper answers them. The later blind sets (unseen5, ...) are never fitted on.
 
 Procedure, so no constant is fitted to the dev sets alone:
 1. Every question's retrieval signals are computed once with the real index and model.
@@ -26,8 +27,8 @@ Procedure, so no constant is fitted to the dev sets alone:
    Several-paper answers: the share of the way from the k-th paper's fused score to the top
    one's that a further paper must reach, by the mean citation F2 (recall counted twice) of
    the sets' "which papers ..." questions (SEVERAL_GRID).
-4. Leave one set out: fit on the other four, report the held-out set. The shipped constants
-   are then fitted on all five. The report goes to --out (JSON) and stdout.
+4. Leave one set out: fit on the other eight, report the held-out set. The shipped constants
+   are then fitted on all nine. The report goes to --out (JSON) and stdout.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evals.sets import load_set  # noqa: E402
+from evals.sets import FITTING_SETS, load_set  # noqa: E402
 from rag.answer import Support, asks_for_several, choose_papers, support  # noqa: E402
 from rag.papers import normalize_title  # noqa: E402
 from rag.pipeline import Assistant  # noqa: E402
@@ -71,7 +72,7 @@ GRID = {
     "late_weight": (0.0, 1.0, 2.0, 4.0),
     "rerank_depth": (5, 10, 20),
 }
-BUNDLED_SETS = ("dev", "dev_hard", "fresh", "holdout")
+BUNDLED_SETS = FITTING_SETS
 SETS = (*BUNDLED_SETS, "aclsum")
 FALSE_ABSTENTION_BUDGET = 0.05
 SEVERAL_GRID = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
@@ -135,17 +136,25 @@ def shortfall(cases: list[Case], settings: RetrievalSettings, hybrid: tuple[floa
     return max(0.0, -min(margins))
 
 
+# A set's merit at a grid point depends on nothing else, and every fold sees the same cases of
+# a set: computed once per (set, grid point), then shared by the folds.
+_MERITS: dict[tuple[str, tuple[object, ...]], float] = {}
+
+
 def fit_fusion(cases: list[Case], base: RetrievalSettings) -> RetrievalSettings:
     by_set = {s: [c for c in cases if c.set == s and c.gold] for s in {c.set for c in cases}}
     best, best_score = base, -1.0
 
-    def merit(scored: list[Case], candidate: RetrievalSettings) -> float:
-        hybrid = retrieval_metrics(scored, candidate)
-        return sum(hybrid) / 2 - shortfall(scored, candidate, hybrid)
+    def merit(name: str, values: tuple[object, ...], candidate: RetrievalSettings) -> float:
+        if (name, values) not in _MERITS:
+            scored = by_set[name]
+            hybrid = retrieval_metrics(scored, candidate)
+            _MERITS[name, values] = sum(hybrid) / 2 - shortfall(scored, candidate, hybrid)
+        return _MERITS[name, values]
 
     for values in itertools.product(*GRID.values()):
         candidate = base.model_copy(update=dict(zip(GRID, values, strict=True)))
-        score = np.mean([merit(cs, candidate) for cs in by_set.values() if cs])
+        score = np.mean([merit(s, values, candidate) for s in sorted(by_set) if by_set[s]])
         if score > best_score + 1e-9:
             best, best_score = candidate, float(score)
     return best

@@ -12,9 +12,9 @@ of right answers (answered, first citation a gold paper) that the pull flags is 
 FLAG_BUDGET, each set weighing the same. The unanswerable questions play no part in the fit:
 they are what it is measured on.
 
-Sets: dev, dev_hard, fresh and holdout (bundled corpus) and ACLSum. Leave one set out: fit on
-four, report the fifth (its right answers flagged, its answered unanswerables flagged). The
-shipped value is fitted on all five; the held-out sets (unseen, unseen2 and any other
+Sets: evals.sets.FITTING_SETS (bundled corpus) and ACLSum. Leave one set out: fit on the
+others, report the one left out (its right answers flagged, its answered unanswerables
+flagged). The shipped value is fitted on all of them; the held-out sets (every other
 evals/sets/unseen*.jsonl) are reported with it and never fitted on.
 """
 
@@ -29,12 +29,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evals.sets import load_set  # noqa: E402
+from evals.sets import FITTING_SETS, load_set  # noqa: E402
 from rag.missing import absent_pulls  # noqa: E402
 from rag.pipeline import Assistant  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
-FITTED = ("dev", "dev_hard", "fresh", "holdout")
 FLAG_BUDGET = 0.05
 GRID = tuple(round(0.002 * i, 3) for i in range(1, 41))  # 0.002 .. 0.08
 
@@ -88,10 +87,12 @@ def main() -> int:
     args = parser.parse_args()
     root = Path(__file__).resolve().parents[1]
     bundled = Assistant.open(Settings(db_dir=args.bundled_db) if args.bundled_db else Settings())
-    pulls = {s: strongest_pulls(bundled, root / f"evals/sets/{s}.jsonl") for s in FITTED}
+    pulls = {s: strongest_pulls(bundled, root / f"evals/sets/{s}.jsonl") for s in FITTING_SETS}
     aclsum = Assistant.open(Settings(db_dir=args.aclsum_db))
     pulls["aclsum"] = strongest_pulls(aclsum, args.aclsum_set)
-    held_out = sorted(p.stem for p in (root / "evals/sets").glob("unseen*.jsonl"))
+    held_out = sorted(
+        p.stem for p in (root / "evals/sets").glob("unseen*.jsonl") if p.stem not in FITTING_SETS
+    )
     sets = list(pulls)
     folds = {}
     for held in sets:
