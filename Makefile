@@ -29,19 +29,21 @@ eval: $(STAMP)
 	$(BIN)/paperchat eval evals/sets/dev_hard.jsonl --mode extractive --out docs/eval-report-hard
 	$(BIN)/paperchat eval evals/sets/fresh.jsonl --mode extractive --out docs/eval-report-fresh
 	$(BIN)/paperchat eval evals/sets/holdout.jsonl --mode extractive --out docs/eval-report-holdout
-	# Never fitted on: the held-out test sets (docs/evaluation.md).
 	$(BIN)/paperchat eval evals/sets/unseen.jsonl --mode extractive --out docs/eval-report-unseen
 	$(BIN)/paperchat eval evals/sets/unseen2.jsonl --mode extractive --out docs/eval-report-unseen2
 	$(BIN)/paperchat eval evals/sets/unseen3.jsonl --mode extractive --out docs/eval-report-unseen3
 	$(BIN)/paperchat eval evals/sets/unseen4.jsonl --mode extractive --out docs/eval-report-unseen4
+	# Never fitted on: the held-out test sets (evals.sets.FITTING_SETS, docs/evaluation.md).
+	$(BIN)/paperchat eval evals/sets/unseen5.jsonl --mode extractive --out docs/eval-report-unseen5
+	$(BIN)/paperchat eval evals/sets/unseen6.jsonl --mode extractive --out docs/eval-report-unseen6
 	$(BIN)/python -m evals.aclsum $(ACLSUM)
 	$(BIN)/paperchat ingest $(ACLSUM)/aclsum-corpus.jsonl --db $(ACLSUM)/db
 	$(BIN)/paperchat eval $(ACLSUM)/aclsum.jsonl --db $(ACLSUM)/db --mode extractive --out docs/eval-report-aclsum
 
-# Refit the fusion and abstention constants across dev, dev_hard, fresh, holdout and ACLSum (leave-one-set-out
-# folds in docs/fit-retrieval.json), and the answer length across the four bundled sets
-# (docs/fit-answer.json), and the missing-word pull over the five sets (docs/fit-word-pull.json);
-# copy the final ones into rag/settings.py by hand.
+# Refit the fusion and abstention constants across evals.sets.FITTING_SETS and ACLSum
+# (leave-one-set-out folds in docs/fit-retrieval.json), the answer length across the same
+# bundled sets (docs/fit-answer.json) and the missing-word pull over all of them
+# (docs/fit-word-pull.json); copy the final ones into rag/settings.py by hand.
 fit: eval
 	$(BIN)/python scripts/fit_retrieval.py --bundled-db $$($(BIN)/python -c 'from rag.settings import Settings; print(Settings().resolved_db_dir)') \
 		--aclsum-db $(ACLSUM)/db --aclsum-set $(ACLSUM)/aclsum.jsonl --out docs/fit-retrieval.json
