@@ -259,7 +259,7 @@ class AnswerSettings(BaseSettings):
         "(a sentence beyond the first must answer another part of the question).",
     )
     part_words: int = Field(
-        default=55,
+        default=70,
         ge=0,
         le=1000,
         description='A question with several parts ("..., and which datasets ...?") gets the '
