@@ -18,6 +18,7 @@ from rag.missing import missing_names
 from rag.record import record_answer, record_fields
 from rag.settings import AnswerSettings, RetrievalSettings
 from rag.text import (
+    ASKS_QUANTITY,
     LIST_CHOICE,
     PLACE_REFERENCE,
     latest_list,
@@ -85,13 +86,9 @@ _NEXT_PART = re.compile(
     r"did|is|are|was|were|can|could|has|have)\b)",
     re.IGNORECASE,
 )
-# What kind of thing the question asks for, and how a sentence that gives it looks: a
-# quantity is written with digits, a dataset or benchmark by its name.
-_ASKS_QUANTITY = re.compile(
-    r"\b(how (many|much|large|big|long|fast|far)|what (percentage|fraction|share|number|"
-    r"scores?|accuracy|speed-?up)|by what|to what extent)\b",
-    re.IGNORECASE,
-)
+# What kind of thing the question asks for (a quantity: rag.text.ASKS_QUANTITY), and how a
+# sentence that gives it looks: a quantity is written with digits, a dataset or benchmark by
+# its name.
 _ASKS_NAME = re.compile(r"\b(datasets?|benchmarks?|corpora|corpus|test sets?)\b", re.IGNORECASE)
 _HAS_DIGIT = re.compile(r"\d")
 _HAS_LETTER = re.compile(r"[^\W\d_]")
@@ -490,7 +487,7 @@ def _kind_test(question: str) -> Callable[[str], bool] | None:
     when it asks for none: a number for "how many" (for "how many videos", one that counts
     videos: "900 videos", not a version "Gemini 1.5" or a list item "1) ..."), a name for
     "which datasets"."""
-    wants_number = bool(_ASKS_QUANTITY.search(question))
+    wants_number = bool(ASKS_QUANTITY.search(question))
     wants_name = bool(_ASKS_NAME.search(question))
     if not (wants_number or wants_name):
         return None
@@ -536,7 +533,7 @@ def _other_parts(
     used = set(stems(" ".join([*chosen, *own_work])))
     for part in parts:
         # Its words, not those that say what kind of thing it asks ("how many").
-        asked = _ASKS_QUANTITY.sub(" ", part)
+        asked = ASKS_QUANTITY.sub(" ", part)
         weights = {t: idf(t) for t in set(stems(asked)) if idf(t) > 0}
         gives_kind = _kind_test(part)
         if len(chosen) >= most or not (weights or gives_kind):

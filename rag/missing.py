@@ -12,8 +12,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from rag.text import (
+    ASKS_QUANTITY,
+    asked_quantity,
     content_words,
     insisted_terms,
+    mentions_number,
     name_key,
     name_keys,
     spelled_out,
@@ -136,8 +139,9 @@ def missing_terms(
 ) -> list[str]:
     """What the question asks that no cited abstract says (none when the answer cites
     nothing): the asked names, the words the question insists on, the words whose
-    contrasting form the abstract uses instead ("decoding" where it says "encoding"), and
-    `pulled`, each cited paper's `pulling_away` words by paper id."""
+    contrasting form the abstract uses instead ("decoding" where it says "encoding"),
+    `pulled`, each cited paper's `pulling_away` words by paper id, and how the question asks
+    for a quantity when no cited abstract has a number."""
     cited = {c.paper_id for c in answer.citations}
     papers = [h.paper for h in answer.retrieved if h.paper.id in cited]
     if not papers:
@@ -163,6 +167,17 @@ def missing_terms(
         if all(term in gaps for gaps in missing) and not parts <= listed:
             found.append(term)
             listed |= parts
+    # A question that asks for a quantity insists on a number: no cited abstract without any
+    # gives it ("How many papers does the survey review?"), unless what it counts is listed
+    # already ("how many GPUs" after "GPUs").
+    quantity = asked_quantity(question)
+    counted = set(content_words(ASKS_QUANTITY.sub(" ", quantity or "")))  # "GPUs"
+    if (
+        quantity
+        and not any(mentions_number(f"{p.title} {p.abstract}") for p in papers)
+        and not (counted and counted <= listed)
+    ):
+        found.append(quantity)
     return found
 
 

@@ -233,6 +233,35 @@ def without_request(question: str) -> str:
     return rest if rest.strip(" ?.!") else question
 
 
+# A question that asks for a quantity: "how many GPUs", "what percentage", "by what factor".
+ASKS_QUANTITY = re.compile(
+    r"\b(how (many|much|large|big|long|fast|far)|what (percentage|fraction|share|number|"
+    r"scores?|accuracy|speed-?up)|by what|to what extent)\b",
+    re.IGNORECASE,
+)
+# How many things "how many" counts ("how many papers"), for the note when no number is given.
+_HOW_MANY = re.compile(r"\bhow many [\w-]+", re.IGNORECASE)
+# A number as abstracts write them: digits, or a count in words.
+_NUMBER = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozens?|hundreds?|"
+    r"thousands?|millions?|billions?|trillions?|half|twice|double|triple|[a-z]+fold)\b",
+    re.IGNORECASE,
+)
+
+
+def asked_quantity(question: str) -> str | None:
+    """How the question asks for a quantity ("how many papers", "what percentage"), or None."""
+    match = _HOW_MANY.search(question) or ASKS_QUANTITY.search(question)
+    if not match or not ASKS_QUANTITY.search(question):
+        return None
+    phrase = match.group(0)
+    return phrase[0].lower() + phrase[1:]  # "How many GPUs" opens a sentence: "how many GPUs"
+
+
+def mentions_number(text: str) -> bool:
+    return _NUMBER.search(text) is not None
+
+
 # A place in a list the conversation gave: "the second one", "the latter".
 PLACE_REFERENCE = re.compile(
     r"\bthe\s+(latter|former)\b|\b(?:the|that|this)\s+(first|second|third|fourth|fifth|last)\s+"

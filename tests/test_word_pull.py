@@ -102,6 +102,25 @@ def test_a_name_is_listed_once_however_its_words_are_found() -> None:
     assert found == ["GPUs", "BiLSTM-CRF"]
 
 
+def test_a_quantity_asked_of_an_abstract_without_numbers_is_missing() -> None:
+    def answer(abstract: str) -> Answer:
+        paper = _paper(abstract)
+        cite = [Citation(n=1, paper_id="p1", title=paper.title, url="", evidence="")]
+        return Answer("…", cite, [Hit(paper=paper, score=1.0)], abstained=False, mode="extractive")
+
+    survey = answer("We survey the papers that caption images.")
+    question = "How many papers does the survey review?"
+    assert missing_terms(question, [], survey) == ["how many papers"]
+    assert missing_terms("What percentage of images are captioned?", [], survey) == [
+        "what percentage"
+    ]
+    # A number, in digits or in words, may be the count: nothing to say.
+    assert missing_terms(question, [], answer("We survey 120 papers that caption images.")) == []
+    assert missing_terms(question, [], answer("We survey over a hundred papers.")) == []
+    # What it counts, listed already, says it: not "GPUs, how many GPUs".
+    assert missing_terms("How many GPUs does it need?", ["GPUs"], survey) == ["GPUs"]
+
+
 def test_the_note_speaks_of_every_cited_abstract_when_there_are_several() -> None:
     papers = [_paper("We caption images."), Paper(id="p2", title="B", abstract="Audio.", url="")]
     cite = [Citation(n=i + 1, paper_id=p.id, title=p.title, url="", evidence="") for i, p in enumerate(papers)]
