@@ -96,44 +96,6 @@ def test_fresh_set_targets(bundled_db: Path, tmp_path: Path) -> None:
     assert all(q["abstained"] or q["missing_terms"] for q in near_misses)
 
 
-def test_holdout_set_targets(bundled_db: Path, tmp_path: Path) -> None:
-    # The second set written blind: above BM25's recall, near its MRR (docs/evaluation.md).
-    # It refuses 2 of its 34 answerable questions; the top paper of one of them is wrong.
-    _eval(bundled_db, tmp_path, "holdout", "recall@5=0.97", "mrr=0.88", "false_abstention_rate=0.06")
-
-
-def test_unseen_set_targets(bundled_db: Path, tmp_path: Path) -> None:
-    # The third set written blind, on the papers no other set uses; first reported held out
-    # (its blind run was recall@5 0.931, MRR 0.886, 2 of 34 refused), fitted on since the
-    # constants were refitted over every blind set but the last two (docs/evaluation.md).
-    # One near miss ("deepfake") is answered unflagged since that refit: 5 of 6 refused or
-    # flagged.
-    _eval(
-        bundled_db,
-        tmp_path,
-        "unseen",
-        "recall@5=0.92",
-        "mrr=0.86",
-        "false_abstention_rate=0.06",
-        "refused_or_flagged=0.83",
-    )
-
-
-def test_unseen2_set_targets(bundled_db: Path, tmp_path: Path) -> None:
-    # The fourth set written blind, on randomly drawn papers, fitted on since the refit: its
-    # first run was recall@5 0.924, MRR 0.943 (BM25 alone 0.924 / 0.945), 3 of 34 refused.
-    report = _eval(
-        bundled_db,
-        tmp_path,
-        "unseen2",
-        "recall@5=0.9",
-        "mrr=0.9",
-        "false_abstention_rate=0.09",
-        "refused_or_flagged=1.0",  # since the missing-word pull
-    )
-    _assert_refused(report, ("u2-31", "u2-32", "u2-33"))
-
-
 def test_a_near_miss_is_flagged_or_refused(assistant: Any) -> None:
     answer = assistant.ask(
         "Which open LLM was pretrained mainly on Japanese and Korean text?", mode="extractive"
@@ -251,59 +213,61 @@ def test_a_small_collection_of_several_fields_answers_what_its_papers_say(
         assert [c.title.split(":")[0] for c in answer.citations] == [title], question
 
 
-def test_unseen3_set_targets(bundled_db: Path, tmp_path: Path) -> None:
-    # The fifth set written blind, on randomly drawn papers, fitted on since the refit: its
-    # first run was recall@5 0.866, MRR 0.842 (BM25 alone 0.866 / 0.795), 5 of 31 refused.
-    report = _eval(
-        bundled_db, tmp_path, "unseen3", "recall@5=0.86", "mrr=0.83", "false_abstention_rate=0.17"
-    )
-    _assert_refused(report, ("u3-18", "u3-29", "u3-40"))
-
-
-def test_unseen4_set_targets(bundled_db: Path, tmp_path: Path) -> None:
-    # The sixth, written blind like unseen3: first run recall@5 0.892, MRR 0.822 (BM25 alone
-    # 0.860 / 0.770), 6 of 31 answerable refused, 7 of 9 unanswerables refused or flagged.
-    # Fitted on since the refit: 1 of 31 refused.
-    report = _eval(
-        bundled_db,
-        tmp_path,
+# The sets written blind (docs/evaluation.md): guards at their current figures, and the
+# off-topic questions each must refuse. unseen5 and unseen6 were never fitted on; the others
+# joined the fitting after their first runs, whose figures the comments keep.
+BLIND_SET_GUARDS = [
+    # First run: 0.971 / 0.888, 2 of 34 answerable refused.
+    pytest.param("holdout", ("recall@5=0.97", "mrr=0.88", "false_abstention_rate=0.06"), ()),
+    # On the papers no other set uses. First run 0.931 / 0.886, 2 of 34 refused. Since the refit
+    # over the blind sets one near miss ("deepfake") is answered unflagged: 5 of 6.
+    pytest.param(
+        "unseen",
+        ("recall@5=0.92", "mrr=0.86", "false_abstention_rate=0.06", "refused_or_flagged=0.83"),
+        (),
+    ),
+    # First run 0.924 / 0.943 (BM25 alone 0.924 / 0.945), 3 of 34 refused.
+    pytest.param(
+        "unseen2",
+        ("recall@5=0.9", "mrr=0.9", "false_abstention_rate=0.09", "refused_or_flagged=1.0"),
+        ("u2-31", "u2-32", "u2-33"),
+    ),
+    # First run 0.866 / 0.842 (BM25 alone 0.866 / 0.795), 5 of 31 refused.
+    pytest.param(
+        "unseen3",
+        ("recall@5=0.86", "mrr=0.83", "false_abstention_rate=0.1"),
+        ("u3-18", "u3-29", "u3-40"),
+    ),
+    # First run 0.892 / 0.822 (BM25 alone 0.860 / 0.770), 6 of 31 refused, 7 of 9 unanswerables
+    # refused or flagged (8 since the note for a quantity no abstract gives).
+    pytest.param(
         "unseen4",
-        "recall@5=0.88",
-        "mrr=0.81",
-        "false_abstention_rate=0.07",
-        "refused_or_flagged=0.88",  # 0.77 before the note for a quantity no abstract gives
-    )
-    _assert_refused(report, ("u4-10", "u4-20", "u4-33"))
-
-
-def test_unseen5_set_targets(bundled_db: Path, tmp_path: Path) -> None:
-    # Written blind and never fitted on: first run (before the refit over the blind sets)
-    # recall@5 0.860, MRR 0.824 (BM25 alone 0.774 / 0.755), 7 of 31 answerable refused; after
-    # it 0.860 / 0.837 and 2 of 31. Every unanswerable refused or flagged since the note for a
-    # quantity no abstract gives (written after seeing u5-01; 8 of 9 before).
-    report = _eval(
-        bundled_db,
-        tmp_path,
+        ("recall@5=0.88", "mrr=0.81", "false_abstention_rate=0.07", "refused_or_flagged=0.88"),
+        ("u4-10", "u4-20", "u4-33"),
+    ),
+    # Never fitted. First run 0.860 / 0.824 (BM25 alone 0.774 / 0.755), 7 of 31 refused; after
+    # the refit 2 of 31. All 9 unanswerables refused or flagged since the quantity note
+    # (written after seeing u5-01; 8 before).
+    pytest.param(
         "unseen5",
-        "recall@5=0.85",
-        "mrr=0.82",
-        "false_abstention_rate=0.07",
-        "refused_or_flagged=1.0",
-    )
-    _assert_refused(report, ("u5-04", "u5-07", "u5-30"))
-
-
-def test_unseen6_set_targets(bundled_db: Path, tmp_path: Path) -> None:
-    # Written blind and never fitted on: first run (before the refit) recall@5 0.949, MRR
-    # 0.893 (BM25 alone 0.884 / 0.833), 2 of 31 answerable refused; after it 0.917 / 0.894 and
-    # none, with 2 of 9 unanswerables answered unflagged instead of 1.
-    report = _eval(
-        bundled_db,
-        tmp_path,
+        ("recall@5=0.85", "mrr=0.82", "false_abstention_rate=0.07", "refused_or_flagged=1.0"),
+        ("u5-04", "u5-07", "u5-30"),
+    ),
+    # Never fitted. First run 0.949 / 0.893 (BM25 alone 0.884 / 0.833), 2 of 31 refused; after
+    # the refit 0.917 / 0.894 and none, with 2 of 9 unanswerables unflagged instead of 1.
+    pytest.param(
         "unseen6",
-        "recall@5=0.91",
-        "mrr=0.88",
-        "false_abstention_rate=0.03",
-        "refused_or_flagged=0.77",
-    )
-    _assert_refused(report, ("u6-09", "u6-16", "u6-40"))
+        ("recall@5=0.91", "mrr=0.88", "false_abstention_rate=0.03", "refused_or_flagged=0.77"),
+        ("u6-09", "u6-16", "u6-40"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "guards", "off_topic"), BLIND_SET_GUARDS, ids=[p.values[0] for p in BLIND_SET_GUARDS]
+)
+def test_blind_set_targets(
+    bundled_db: Path, tmp_path: Path, name: str, guards: tuple[str, ...], off_topic: tuple[str, ...]
+) -> None:
+    report = _eval(bundled_db, tmp_path, name, *guards)
+    _assert_refused(report, off_topic)
