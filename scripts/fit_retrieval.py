@@ -137,20 +137,22 @@ def shortfall(cases: list[Case], settings: RetrievalSettings, hybrid: tuple[floa
 
 
 # A set's merit at a grid point depends on nothing else, and every fold sees the same cases of
-# a set: computed once per (set, grid point), then shared by the folds.
-_MERITS: dict[tuple[str, tuple[object, ...]], float] = {}
+# a set: computed once per (those cases, grid point), then shared by the folds.
+_MERITS: dict[tuple[tuple[int, ...], tuple[object, ...]], float] = {}
 
 
 def fit_fusion(cases: list[Case], base: RetrievalSettings) -> RetrievalSettings:
     by_set = {s: [c for c in cases if c.set == s and c.gold] for s in {c.set for c in cases}}
+    keys = {s: tuple(id(c) for c in scored) for s, scored in by_set.items()}
     best, best_score = base, -1.0
 
     def merit(name: str, values: tuple[object, ...], candidate: RetrievalSettings) -> float:
-        if (name, values) not in _MERITS:
+        key = (keys[name], values)
+        if key not in _MERITS:
             scored = by_set[name]
             hybrid = retrieval_metrics(scored, candidate)
-            _MERITS[name, values] = sum(hybrid) / 2 - shortfall(scored, candidate, hybrid)
-        return _MERITS[name, values]
+            _MERITS[key] = sum(hybrid) / 2 - shortfall(scored, candidate, hybrid)
+        return _MERITS[key]
 
     for values in itertools.product(*GRID.values()):
         candidate = base.model_copy(update=dict(zip(GRID, values, strict=True)))

@@ -54,3 +54,35 @@ def test_shortfall_is_how_far_the_hybrid_trails_its_best_component() -> None:
     assert abs(fit.shortfall([case], settings, hybrid) - 2 / 3) < 1e-9
     # A hybrid at least as good as both components has no shortfall.
     assert fit.shortfall([case], settings, (1.0, 1.0)) == 0.0
+
+
+def test_the_folds_share_each_sets_merits_without_changing_the_choice() -> None:
+    # fit_fusion keeps a set's merit per grid point for the later folds; a fold fitted first
+    # must not change what a fit on every set chooses, and new cases are scored afresh.
+    def cases(fit: ModuleType) -> list[object]:
+        made = []
+        for name, gold in (("a", "g"), ("b", "a")):
+            case = _case(
+                fit,
+                gold,
+                dense={"a": 0.9, "b": 0.8, "g": 0.7, "c": 0.1},
+                bm25={"g": 4.0, "a": 1.0, "b": 0.5, "c": 0.0},
+            )
+            case.set = name
+            case.signals.lexical_coverage = 0.6
+            made.append(case)
+        return made
+
+    base = RetrievalSettings()
+    shared = _fit_module()
+    both = cases(shared)
+    shared.fit_fusion(both[:1], base)  # a fold: set "a" alone
+    fresh = _fit_module()
+    assert shared.fit_fusion(both, base) == fresh.fit_fusion(cases(fresh), base)
+    # The same set name with other cases is not read from the memo.
+    other = cases(shared)
+    other[0].gold = {"c"}
+    refit = _fit_module()
+    redo = cases(refit)
+    redo[0].gold = {"c"}
+    assert shared.fit_fusion(other, base) == refit.fit_fusion(redo, base)
