@@ -241,7 +241,8 @@ ASKS_QUANTITY = re.compile(
 )
 # How many things "how many" counts ("how many papers"), for the note when no number is given.
 _HOW_MANY = re.compile(r"\bhow many [\w-]+", re.IGNORECASE)
-# A number as abstracts write them: digits, or a count in words.
+# A number as abstracts write them: digits, or a count in words. Broad on purpose ("one of
+# the ..." counts): a note that a number is missing must never be wrong.
 _NUMBER = re.compile(
     r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozens?|hundreds?|"
     r"thousands?|millions?|billions?|trillions?|half|twice|double|triple|[a-z]+fold)\b",
@@ -252,7 +253,7 @@ _NUMBER = re.compile(
 def asked_quantity(question: str) -> str | None:
     """How the question asks for a quantity ("how many papers", "what percentage"), or None."""
     match = _HOW_MANY.search(question) or ASKS_QUANTITY.search(question)
-    if not match or not ASKS_QUANTITY.search(question):
+    if not match:
         return None
     phrase = match.group(0)
     return phrase[0].lower() + phrase[1:]  # "How many GPUs" opens a sentence: "how many GPUs"
