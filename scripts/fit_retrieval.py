@@ -137,7 +137,8 @@ def shortfall(cases: list[Case], settings: RetrievalSettings, hybrid: tuple[floa
 
 
 # A set's merit at a grid point depends on nothing else, and every fold sees the same cases of
-# a set: computed once per (those cases, grid point), then shared by the folds.
+# a set: computed once per (those cases, grid point), then shared by the folds. Cases are
+# told apart by id(); the script keeps every case alive for the whole run.
 _MERITS: dict[tuple[tuple[int, ...], tuple[object, ...]], float] = {}
 
 
