@@ -19,6 +19,7 @@ from rag.record import record_answer, record_fields
 from rag.settings import AnswerSettings, RetrievalSettings
 from rag.text import (
     ASKS_QUANTITY,
+    COUNTED,
     LIST_CHOICE,
     PLACE_REFERENCE,
     latest_list,
@@ -92,7 +93,6 @@ _NEXT_PART = re.compile(
 _ASKS_NAME = re.compile(r"\b(datasets?|benchmarks?|corpora|corpus|test sets?)\b", re.IGNORECASE)
 _HAS_DIGIT = re.compile(r"\d")
 _HAS_LETTER = re.compile(r"[^\W\d_]")
-_COUNTED = re.compile(r"\bhow many ([\w-]+(?: [\w-]+)?)", re.IGNORECASE)  # what is counted
 # Ranks a sentence that gives the asked kind of thing above one that only shares words (if it
 # shares any: a contribution sentence about something else answers nothing).
 ANSWER_TYPE_BONUS = 0.2
@@ -491,8 +491,8 @@ def _kind_test(question: str) -> Callable[[str], bool] | None:
     wants_name = bool(_ASKS_NAME.search(question))
     if not (wants_number or wants_name):
         return None
-    unit = _COUNTED.search(question)
-    counted = set(stems(unit.group(1))) if unit else set()
+    unit = COUNTED.search(question)
+    counted = set(stems(unit.group(1) + unit.group(2))) if unit else set()
 
     def gives_number(sentence: str) -> bool:
         if not _HAS_DIGIT.search(sentence):

@@ -239,8 +239,8 @@ ASKS_QUANTITY = re.compile(
     r"scores?|accuracy|speed-?up)|by what|to what extent)\b",
     re.IGNORECASE,
 )
-# How many things "how many" counts ("how many papers"), for the note when no number is given.
-_HOW_MANY = re.compile(r"\bhow many [\w-]+", re.IGNORECASE)
+# What "how many" counts: a word and perhaps the next ("how many videos", "how many GPUs did").
+COUNTED = re.compile(r"\bhow many ([\w-]+)((?: [\w-]+)?)", re.IGNORECASE)
 # A number as abstracts write them: digits, or a count in words. Broad on purpose ("one of
 # the ..." counts): a note that a number is missing must never be wrong.
 _NUMBER = re.compile(
@@ -252,11 +252,11 @@ _NUMBER = re.compile(
 
 def asked_quantity(question: str) -> str | None:
     """How the question asks for a quantity ("how many papers", "what percentage"), or None."""
-    match = _HOW_MANY.search(question) or ASKS_QUANTITY.search(question)
-    if not match:
-        return None
-    phrase = match.group(0)
-    return phrase[0].lower() + phrase[1:]  # "How many GPUs" opens a sentence: "how many GPUs"
+    counted = COUNTED.search(question)
+    if counted:
+        return f"how many {counted.group(1)}"
+    match = ASKS_QUANTITY.search(question)
+    return match.group(0).lower() if match else None
 
 
 def mentions_number(text: str) -> bool:

@@ -72,8 +72,7 @@ GRID = {
     "late_weight": (0.0, 1.0, 2.0, 4.0),
     "rerank_depth": (5, 10, 20),
 }
-BUNDLED_SETS = FITTING_SETS
-SETS = (*BUNDLED_SETS, "aclsum")
+SETS = (*FITTING_SETS, "aclsum")
 FALSE_ABSTENTION_BUDGET = 0.05
 SEVERAL_GRID = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
 
@@ -301,7 +300,7 @@ def main() -> int:
     root = Path(__file__).resolve().parents[1]
     ASSISTANTS["bundled"] = Assistant.open(Settings(db_dir=args.bundled_db))
     ASSISTANTS["aclsum"] = Assistant.open(Settings(db_dir=args.aclsum_db))
-    sets = {name: (root / f"evals/sets/{name}.jsonl", "bundled", "aclsum") for name in BUNDLED_SETS}
+    sets = {name: (root / f"evals/sets/{name}.jsonl", "bundled", "aclsum") for name in FITTING_SETS}
     sets["aclsum"] = (args.aclsum_set, "aclsum", "bundled")
     cases: list[Case] = []
     if args.cache and args.cache.exists():
