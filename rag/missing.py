@@ -14,9 +14,11 @@ import numpy as np
 from rag.text import (
     ASKS_QUANTITY,
     asked_quantity,
+    asked_unit,
     content_words,
     insisted_terms,
     mentions_number,
+    mentions_unit,
     name_key,
     name_keys,
     spelled_out,
@@ -140,8 +142,9 @@ def missing_terms(
     """What the question asks that no cited abstract says (none when the answer cites
     nothing): the asked names, the words the question insists on, the words whose
     contrasting form the abstract uses instead ("decoding" where it says "encoding"),
-    `pulled`, each cited paper's `pulling_away` words by paper id, and how the question asks
-    for a quantity when no cited abstract has a number."""
+    `pulled`, each cited paper's `pulling_away` words by paper id, how the question asks
+    for a quantity when no cited abstract has a number, and the unit it asks a quantity in
+    when no cited abstract uses that unit."""
     cited = {c.paper_id for c in answer.citations}
     papers = [h.paper for h in answer.retrieved if h.paper.id in cited]
     if not papers:
@@ -170,14 +173,24 @@ def missing_terms(
     # A question that asks for a quantity insists on a number: no cited abstract without any
     # gives it ("How many papers does the survey review?"), unless what it counts is listed
     # already ("how many GPUs" after "GPUs").
+    texts = [f"{p.title} {p.abstract}" for p in papers]
     quantity = asked_quantity(question)
     counted = set(content_words(ASKS_QUANTITY.sub(" ", quantity or "")))  # "GPUs"
     if (
         quantity
-        and not any(mentions_number(f"{p.title} {p.abstract}") for p in papers)
+        and not any(mentions_number(text) for text in texts)
         and not (counted and counted <= listed)
     ):
         found.append(quantity)
+    # "What is its latency in milliseconds?": an abstract that never uses the unit gives no
+    # such quantity, whatever other numbers it has.
+    unit = asked_unit(question)
+    if (
+        unit
+        and not any(mentions_unit(unit, text) for text in texts)
+        and not {unit, f"{unit}s"} & listed
+    ):
+        found.append(f"in {unit}s")
     return found
 
 

@@ -236,7 +236,7 @@ def without_request(question: str) -> str:
 # A question that asks for a quantity: "how many GPUs", "what percentage", "by what factor".
 ASKS_QUANTITY = re.compile(
     r"\b(how (many|much|large|big|long|fast|far)|what (percentage|fraction|share|number|"
-    r"scores?|accuracy|speed-?up)|by what|to what extent)\b",
+    r"scores?|accuracy|speed-?up|size|resolution)|by what|to what extent)\b",
     re.IGNORECASE,
 )
 # What "how many" counts: a word and perhaps the next ("how many videos", "how many GPUs did").
@@ -261,6 +261,57 @@ def asked_quantity(question: str) -> str | None:
 
 def mentions_number(text: str) -> bool:
     return _NUMBER.search(text) is not None
+
+
+# Units of measure a question may ask its quantity in ("in milliseconds", "in GB"), each with
+# the symbols abstracts write after a number ("35 ms", "2.5GB").
+_UNITS = {
+    "millisecond": "ms",
+    "second": "s|sec",
+    "minute": "min",
+    "hour": "h|hrs?",
+    "day": "d",
+    "pixel": "px",
+    "byte": "b",
+    "kilobyte": "kb",
+    "megabyte": "mb",
+    "gigabyte": "gb",
+    "terabyte": "tb",
+    "watt": "w",
+    "joule": "j",
+    "meter": "m",
+    "centimeter": "cm",
+    "millimeter": "mm",
+    "kilometer": "km",
+}
+_SYMBOL_UNIT = {
+    symbol: unit for unit, symbols in _UNITS.items() for symbol in symbols.split("|") if len(symbol) > 1
+}
+_ASKS_UNIT = re.compile(
+    r"\bin\s+(" + "|".join(f"{unit}s?" for unit in _UNITS) + "|" + "|".join(_SYMBOL_UNIT) + r")\b",
+    re.IGNORECASE,
+)
+
+
+def asked_unit(question: str) -> str | None:
+    """The unit a question asks its quantity in ("in milliseconds" -> "millisecond"), or None."""
+    match = _ASKS_UNIT.search(question)
+    if not match:
+        return None
+    asked = match.group(1).lower()
+    if asked in _SYMBOL_UNIT:
+        return _SYMBOL_UNIT[asked]
+    return asked[:-1] if asked[:-1] in _UNITS else asked  # "milliseconds"
+
+
+def mentions_unit(unit: str, text: str) -> bool:
+    """Whether `text` uses the unit at all (as a word, or as its symbol after a number; for
+    pixels, a resolution such as "336×336"). Lenient on purpose, as `mentions_number`."""
+    symbols = _UNITS[unit]
+    pattern = rf"\b{unit}s?\b|\d\s*(?:{symbols})\b"
+    if unit == "pixel":
+        pattern += r"|\d\s*[x×]\s*\d"
+    return re.search(pattern, text, re.IGNORECASE) is not None
 
 
 # A place in a list the conversation gave: "the second one", "the latter".

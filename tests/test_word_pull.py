@@ -121,6 +121,28 @@ def test_a_quantity_asked_of_an_abstract_without_numbers_is_missing() -> None:
     assert missing_terms("How many GPUs does it need?", ["GPUs"], survey) == ["GPUs"]
 
 
+def test_a_quantity_asked_in_a_unit_the_abstract_never_uses_is_missing() -> None:
+    def answer(abstract: str) -> Answer:
+        paper = _paper(abstract)
+        cite = [Citation(n=1, paper_id="p1", title=paper.title, url="", evidence="")]
+        return Answer("…", cite, [Hit(paper=paper, score=1.0)], abstained=False, mode="extractive")
+
+    # Numbers of other things (a 3K test set, two steps) do not give a latency.
+    other_numbers = answer("We build MicroMat-3K and train in two steps.")
+    question = "What is its inference time in milliseconds per image?"
+    assert missing_terms(question, [], other_numbers) == ["in milliseconds"]
+    assert missing_terms("How much memory does it take in GB?", [], other_numbers) == ["in gigabytes"]
+    # The unit as a word, or as its symbol after a number, may give it: nothing to say.
+    assert missing_terms(question, [], answer("It answers within 40 milliseconds.")) == []
+    assert missing_terms(question, [], answer("Latency falls to 35ms per image.")) == []
+    pixels = answer("It reads sub-images at 448×448.")
+    assert missing_terms("What resolution in pixels does it use?", [], pixels) == []
+    # "Of what size" asks a quantity: an abstract without any number lacks it.
+    sizes = "Which language model backbone, and of what size, does it build on?"
+    assert missing_terms(sizes, [], answer("It builds on a language model.")) == ["what size"]
+    assert missing_terms(sizes, [], answer("It builds on a 7B language model.")) == []
+
+
 def test_the_note_speaks_of_every_cited_abstract_when_there_are_several() -> None:
     papers = [_paper("We caption images."), Paper(id="p2", title="B", abstract="Audio.", url="")]
     cite = [Citation(n=i + 1, paper_id=p.id, title=p.title, url="", evidence="") for i, p in enumerate(papers)]
