@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from rag.citations import citation_for, evidence, format_closest, ranked_sentences
 from rag.lexical import LexicalIndex
-from rag.missing import missing_names
+from rag.missing import missing_names, missing_quantity
 from rag.record import record_answer, record_fields
 from rag.settings import AnswerSettings, RetrievalSettings
 from rag.text import (
@@ -43,6 +43,10 @@ NOTHING_ASKED = (
     "dataset or result."
 )
 ALREADY_SAID = "The abstract of {title} says nothing more on this than the answer above [{n}]."
+QUANTITY_NOT_GIVEN = (
+    "The abstract of {title}, the closest paper, does not give what is asked ({what}), so the "
+    "indexed papers don't answer this question."
+)
 CLOSEST_HEADING = "Closest papers (none clearly answers it):"
 
 
@@ -702,6 +706,15 @@ def extractive_answer(
         text = "\n".join(lines)
     else:
         hit = chosen[0]
+        # A question that asks only for a quantity ("What is its latency in milliseconds?")
+        # is not answered by an abstract that cannot give it: its sentences would be about
+        # something else.
+        lacking = [] if _NEXT_PART.search(question) else missing_quantity(
+            question, [f"{hit.paper.title} {hit.paper.abstract}"]
+        )
+        if lacking:
+            what = ", ".join(lacking)
+            return abstain(QUANTITY_NOT_GIVEN.format(title=hit.paper.title, what=what))
         picked = _key_sentences(
             question,
             hit,

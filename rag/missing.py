@@ -7,7 +7,7 @@ names."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 
 import numpy as np
 
@@ -170,10 +170,22 @@ def missing_terms(
         if all(term in gaps for gaps in missing) and not parts <= listed:
             found.append(term)
             listed |= parts
-    # A question that asks for a quantity insists on a number: no cited abstract without any
-    # gives it ("How many papers does the survey review?"), unless what it counts is listed
-    # already ("how many GPUs" after "GPUs").
-    texts = [f"{p.title} {p.abstract}" for p in papers]
+    return found + missing_quantity(question, [f"{p.title} {p.abstract}" for p in papers], listed)
+
+
+def missing_quantity(
+    question: str, texts: Sequence[str], listed: Set[str] = frozenset()
+) -> list[str]:
+    """How the question asks for a quantity that none of `texts` (the cited papers' titles and
+    abstracts) can give, unless what it counts or its unit is among the `listed` words.
+
+    A question that asks for a quantity insists on a number: no abstract without any gives
+    it ("How many papers does the survey review?"), unless what it counts is listed already
+    ("how many GPUs" after "GPUs"). One that asks it in a unit ("What is its latency in
+    milliseconds?") is not answered by an abstract that never uses the unit, whatever other
+    numbers it has.
+    """
+    found = []
     quantity = asked_quantity(question)
     counted = set(content_words(ASKS_QUANTITY.sub(" ", quantity or "")))  # "GPUs"
     if (
@@ -182,8 +194,6 @@ def missing_terms(
         and not (counted and counted <= listed)
     ):
         found.append(quantity)
-    # "What is its latency in milliseconds?": an abstract that never uses the unit gives no
-    # such quantity, whatever other numbers it has.
     unit = asked_unit(question)
     if (
         unit

@@ -535,6 +535,22 @@ def test_a_further_part_in_words_the_paper_never_uses_gets_the_kind_it_asks_for(
     assert "3.1 times faster" in text
 
 
+def test_a_question_asking_only_a_quantity_its_paper_cannot_give_is_refused() -> None:
+    hits = make_hits(
+        {"Sparse Router: Faster Mixture Layers": (5.0, 0.6), "Training Data Notes": (1.0, 0.1)}
+    )
+    # The abstract gives a speed-up, never a latency in milliseconds: its sentences would
+    # answer something else.
+    refused = answer_to("What is Sparse Router's latency in milliseconds?", hits)
+    assert refused.abstained and refused.citations == []
+    assert "Sparse Router: Faster Mixture Layers" in refused.text
+    assert "in milliseconds" in refused.text
+    # The quantity it gives is answered; so is a question with another part to answer.
+    assert not answer_to("How much faster does Sparse Router run?", hits).abstained
+    two_parts = "How does Sparse Router route tokens, and what is its latency in milliseconds?"
+    assert not answer_to(two_parts, hits).abstained
+
+
 def test_a_request_about_a_named_paper_is_answered_by_what_the_paper_is() -> None:
     hits = make_hits(
         {"Chart Reader: Questions About Plots": (5.0, 0.6), "Training Data Notes": (1.0, 0.1)}
