@@ -36,6 +36,7 @@ eval: $(STAMP)
 	# Never fitted on: the held-out test sets (evals.sets.FITTING_SETS, docs/evaluation.md).
 	$(BIN)/paperchat eval evals/sets/unseen5.jsonl --mode extractive --out docs/eval-report-unseen5
 	$(BIN)/paperchat eval evals/sets/unseen6.jsonl --mode extractive --out docs/eval-report-unseen6
+	$(BIN)/paperchat eval evals/sets/unseen7.jsonl --mode extractive --out docs/eval-report-unseen7
 	$(BIN)/python -m evals.aclsum $(ACLSUM)
 	$(BIN)/paperchat ingest $(ACLSUM)/aclsum-corpus.jsonl --db $(ACLSUM)/db
 	$(BIN)/paperchat eval $(ACLSUM)/aclsum.jsonl --db $(ACLSUM)/db --mode extractive --out docs/eval-report-aclsum
