@@ -102,12 +102,14 @@ def test_a_name_is_listed_once_however_its_words_are_found() -> None:
     assert found == ["GPUs", "BiLSTM-CRF"]
 
 
-def test_a_quantity_asked_of_an_abstract_without_numbers_is_missing() -> None:
-    def answer(abstract: str) -> Answer:
-        paper = _paper(abstract)
-        cite = [Citation(n=1, paper_id="p1", title=paper.title, url="", evidence="")]
-        return Answer("…", cite, [Hit(paper=paper, score=1.0)], abstained=False, mode="extractive")
+def answer(abstract: str) -> Answer:
+    """An answer citing one paper with this abstract."""
+    paper = _paper(abstract)
+    cite = [Citation(n=1, paper_id="p1", title=paper.title, url="", evidence="")]
+    return Answer("…", cite, [Hit(paper=paper, score=1.0)], abstained=False, mode="extractive")
 
+
+def test_a_quantity_asked_of_an_abstract_without_numbers_is_missing() -> None:
     survey = answer("We survey the papers that caption images.")
     question = "How many papers does the survey review?"
     assert missing_terms(question, [], survey) == ["how many papers"]
@@ -122,11 +124,6 @@ def test_a_quantity_asked_of_an_abstract_without_numbers_is_missing() -> None:
 
 
 def test_a_quantity_asked_in_a_unit_the_abstract_never_uses_is_missing() -> None:
-    def answer(abstract: str) -> Answer:
-        paper = _paper(abstract)
-        cite = [Citation(n=1, paper_id="p1", title=paper.title, url="", evidence="")]
-        return Answer("…", cite, [Hit(paper=paper, score=1.0)], abstained=False, mode="extractive")
-
     # Numbers of other things (a 3K test set, two steps) do not give a latency.
     other_numbers = answer("We build MicroMat-3K and train in two steps.")
     question = "What is its inference time in milliseconds per image?"
