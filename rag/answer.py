@@ -709,9 +709,7 @@ def extractive_answer(
         # A question that asks only for a quantity ("What is its latency in milliseconds?")
         # is not answered by an abstract that cannot give it: its sentences would be about
         # something else.
-        lacking = [] if _NEXT_PART.search(question) else missing_quantity(
-            question, [f"{hit.paper.title} {hit.paper.abstract}"]
-        )
+        lacking = [] if _NEXT_PART.search(question) else missing_quantity(question, [hit.paper])
         if lacking:
             what = ", ".join(lacking)
             return abstain(QUANTITY_NOT_GIVEN.format(title=hit.paper.title, what=what))

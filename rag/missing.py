@@ -21,7 +21,9 @@ from rag.text import (
     mentions_unit,
     name_key,
     name_keys,
+    name_terms,
     spelled_out,
+    split_sentences,
     stems,
     words,
 )
@@ -170,27 +172,30 @@ def missing_terms(
         if all(term in gaps for gaps in missing) and not parts <= listed:
             found.append(term)
             listed |= parts
-    return found + missing_quantity(question, [f"{p.title} {p.abstract}" for p in papers], listed)
+    return found + missing_quantity(question, papers, listed)
 
 
 def missing_quantity(
-    question: str, texts: Sequence[str], listed: Set[str] = frozenset()
+    question: str, papers: Sequence[Paper], listed: Set[str] = frozenset()
 ) -> list[str]:
-    """How the question asks for a quantity that none of `texts` (the cited papers' titles and
-    abstracts) can give, unless what it counts or its unit is among the `listed` words.
+    """How the question asks for a quantity that none of the (cited) `papers` can give,
+    unless what it counts or its unit is among the `listed` words.
 
     A question that asks for a quantity insists on a number: no abstract without any gives
     it ("How many papers does the survey review?"), unless what it counts is listed already
-    ("how many GPUs" after "GPUs"). One that asks it in a unit ("What is its latency in
+    ("how many GPUs" after "GPUs") or an abstract names several of them in a list
+    (lists_counted). One that asks it in a unit ("What is its latency in
     milliseconds?") is not answered by an abstract that never uses the unit, whatever other
     numbers it has.
     """
     found = []
+    texts = [f"{paper.title} {paper.abstract}" for paper in papers]
     quantity = asked_quantity(question)
     counted = set(content_words(ASKS_QUANTITY.sub(" ", quantity or "")))  # "GPUs"
     if (
         quantity
         and not any(mentions_number(text) for text in texts)
+        and not any(lists_counted(counted, paper.abstract) for paper in papers)
         and not (counted and counted <= listed)
     ):
         found.append(quantity)
@@ -202,6 +207,17 @@ def missing_quantity(
     ):
         found.append(f"in {unit}s")
     return found
+
+
+def lists_counted(counted: Set[str], text: str) -> bool:
+    """Whether a sentence of `text` names two or more of the `counted` things ("evaluated on
+    COCO, LVIS and Objects365 datasets" for "how many datasets"): the count can be read off
+    the list without a number."""
+    wanted = {stem for word in counted for stem in stems(word)}
+    return bool(wanted) and any(
+        wanted & set(stems(sentence)) and len(name_terms(sentence)) > 1
+        for sentence in split_sentences(text)
+    )
 
 
 def missing_note(answer: Answer) -> str:

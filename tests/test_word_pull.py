@@ -119,6 +119,11 @@ def test_a_quantity_asked_of_an_abstract_without_numbers_is_missing() -> None:
     # A number, in digits or in words, may be the count: nothing to say.
     assert missing_terms(question, [], answer("We survey 120 papers that caption images.")) == []
     assert missing_terms(question, [], answer("We survey over a hundred papers.")) == []
+    # Things named in a list are counted by it: "how many datasets" of three named ones.
+    datasets = answer("We evaluate on the COCO, LVIS and ADE datasets.")
+    assert missing_terms("How many datasets is it evaluated on?", [], datasets) == []
+    vague = answer("We evaluate on several datasets.")
+    assert missing_terms("How many datasets is it evaluated on?", [], vague) == ["how many datasets"]
     # What it counts, listed already, says it: not "GPUs, how many GPUs".
     assert missing_terms("How many GPUs does it need?", ["GPUs"], survey) == ["GPUs"]
 
