@@ -269,7 +269,7 @@ _UNITS = {
     "millisecond": "ms",
     "second": "s|sec",
     "minute": "min",
-    "hour": "h|hrs?",
+    "hour": "h|hr|hrs",
     "day": "d",
     "pixel": "px",
     "byte": "b",

@@ -134,6 +134,9 @@ def test_a_quantity_asked_in_a_unit_the_abstract_never_uses_is_missing() -> None
     question = "What is its inference time in milliseconds per image?"
     assert missing_terms(question, [], other_numbers) == ["in milliseconds"]
     assert missing_terms("How much memory does it take in GB?", [], other_numbers) == ["in gigabytes"]
+    # Symbols ask for their unit too: "in hrs" is answered by "20 hours".
+    assert missing_terms("How long does training take in hrs?", [], other_numbers) == ["in hours"]
+    assert missing_terms("How long does it train in hrs?", [], answer("It trains for 20 hours.")) == []
     # The unit as a word, or as its symbol after a number, may give it: nothing to say.
     assert missing_terms(question, [], answer("It answers within 40 milliseconds.")) == []
     assert missing_terms(question, [], answer("Latency falls to 35ms per image.")) == []
