@@ -227,6 +227,20 @@ def test_retrieval_abstention_skips_the_model(
 
 
 @pytest.mark.integration
+def test_a_quantity_the_paper_cannot_give_is_refused_without_the_model(
+    server: FakeOpenAI, make_assistant: Callable[..., Assistant]
+) -> None:
+    # SeqDialN's abstract gives scores, never a latency: the model would have only its memory.
+    assistant = make_assistant()
+    question = "What is SeqDialN's inference latency in milliseconds?"
+    extractive = assistant.ask(question, mode="extractive")
+    assert extractive.abstained and "in milliseconds" in extractive.text, "precondition"
+    _, answer = run(assistant, question, mode="llm")
+    assert answer.abstained and answer.mode == "llm" and answer.text == extractive.text
+    assert server.chat_requests() == []
+
+
+@pytest.mark.integration
 def test_uncited_answer_is_replaced_by_the_extractive_one(
     server: FakeOpenAI, make_assistant: Callable[..., Assistant]
 ) -> None:
