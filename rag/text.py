@@ -284,6 +284,8 @@ _UNITS = {
     "millimeter": "mm",
     "kilometer": "km",
 }
+# The symbols a question may ask in ("in ms", "in GB"); not one-letter ones, which read as
+# words or initials there ("in s", "in m").
 _SYMBOL_UNIT = {
     symbol: unit for unit, symbols in _UNITS.items() for symbol in symbols.split("|") if len(symbol) > 1
 }
