@@ -215,29 +215,25 @@ def test_abstention_followed_by_outside_knowledge_keeps_only_the_abstention(
 
 
 @pytest.mark.integration
-def test_retrieval_abstention_skips_the_model(
-    server: FakeOpenAI, make_assistant: Callable[..., Assistant]
+@pytest.mark.parametrize(
+    "question",
+    [
+        # Nothing relevant is retrieved.
+        "What is the boiling point of tungsten in kelvin?",
+        # SeqDialN's abstract gives scores, never a latency (the quantity refusal).
+        "What is SeqDialN's inference latency in milliseconds?",
+    ],
+)
+def test_an_extractive_refusal_skips_the_model(
+    server: FakeOpenAI, make_assistant: Callable[..., Assistant], question: str
 ) -> None:
     assistant = make_assistant()
-    question = "What is the boiling point of tungsten in kelvin?"
-    assert assistant.ask(question, mode="extractive").abstained, "precondition"
+    extractive = assistant.ask(question, mode="extractive")
+    assert extractive.abstained, "precondition"
     _, answer = run(assistant, question, mode="llm")
     assert answer.abstained and answer.mode == "llm" and answer.citations == []
+    assert answer.text == extractive.text
     assert server.chat_requests() == [], "the model is not asked to answer from memory"
-
-
-@pytest.mark.integration
-def test_a_quantity_the_paper_cannot_give_is_refused_without_the_model(
-    server: FakeOpenAI, make_assistant: Callable[..., Assistant]
-) -> None:
-    # SeqDialN's abstract gives scores, never a latency: the model would have only its memory.
-    assistant = make_assistant()
-    question = "What is SeqDialN's inference latency in milliseconds?"
-    extractive = assistant.ask(question, mode="extractive")
-    assert extractive.abstained and "in milliseconds" in extractive.text, "precondition"
-    _, answer = run(assistant, question, mode="llm")
-    assert answer.abstained and answer.mode == "llm" and answer.text == extractive.text
-    assert server.chat_requests() == []
 
 
 @pytest.mark.integration
